@@ -1,0 +1,103 @@
+"""Orders as a strategy asks for them, as the engine records them, and their fills."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from argo_engine.domain.enums import OrderStatus, OrderType, PositionType, Side
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderIntent:
+    """What a strategy asks for; the engine turns it into an :class:`Order`.
+
+    Attributes:
+        symbol: Instrument symbol.
+        side: BUY opens or increases the bucket, SELL closes or decreases it.
+        quantity: Order quantity in base units (> 0).
+        order_type: MARKET or LIMIT.
+        price: Limit price for LIMIT orders; ignored (None) for MARKET orders.
+        position_type: LONG or SHORT bucket.
+        reason: Short machine-readable reason (``strategy``, ``stop_loss``...).
+        message: Free text shown next to the order.
+    """
+
+    symbol: str
+    side: Side
+    quantity: float
+    order_type: OrderType = OrderType.MARKET
+    price: float | None = None
+    position_type: PositionType = PositionType.LONG
+    reason: str = "strategy"
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Order:
+    """An order as recorded in orders.parquet (one row per order, latest status).
+
+    Attributes:
+        order_id: Unique id, also the base of the venue client order id.
+        symbol: Instrument symbol.
+        side: BUY or SELL.
+        order_type: MARKET or LIMIT.
+        quantity: Ordered quantity.
+        price: Limit price, or the reference price of a MARKET order.
+        timestamp: Placement time (bar time, UTC).
+        status: Latest status.
+        strategy_name: Name of the strategy that placed it.
+        position_type: LONG or SHORT.
+        reason: Why the order exists or why it ended (rejection reason).
+        message: Human-readable detail.
+    """
+
+    order_id: str
+    symbol: str
+    side: Side
+    order_type: OrderType
+    quantity: float
+    price: float
+    timestamp: datetime
+    status: OrderStatus
+    strategy_name: str
+    position_type: PositionType
+    reason: str = "strategy"
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fill:
+    """One execution of an order, one row of trades.parquet.
+
+    Attributes:
+        trade_id: Unique id of this fill (dedupe key across restarts).
+        order_id: Id of the filled order.
+        symbol: Instrument symbol.
+        side: BUY or SELL.
+        quantity: Ordered quantity.
+        price: Order price.
+        timestamp: Order placement time (UTC).
+        executed_at: Execution time (UTC).
+        executed_qty: Filled quantity.
+        executed_price: Fill price.
+        commission: Fee in quote currency.
+        pnl: Realized PnL booked by this fill (SELL fills only, fees included).
+        position_type: LONG or SHORT.
+        commission_asset: Asset the venue charged the fee in.
+    """
+
+    trade_id: str
+    order_id: str
+    symbol: str
+    side: Side
+    quantity: float
+    price: float
+    timestamp: datetime
+    executed_at: datetime
+    executed_qty: float
+    executed_price: float
+    commission: float
+    position_type: PositionType
+    pnl: float = 0.0
+    commission_asset: str = field(default="")

@@ -1,0 +1,1 @@
+"""The engine: the per-bar loop, callbacks, stats tracking. Never imports prefect."""

@@ -1,0 +1,134 @@
+"""The on-disk contract: file names, column names, order and DuckDB types (DESIGN.md).
+
+This module is the single source of truth for every parquet file of a run folder. Seed columns
+come first in seed order; extra columns only after them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class TableSchema:
+    """Columns of one parquet file.
+
+    Attributes:
+        name: Table name; the file is ``{name}.parquet``.
+        columns: Ordered (column, DuckDB type) pairs.
+        key: Columns that identify a row; a later row with the same key replaces the earlier.
+        order_by: Sort order of the materialized file.
+    """
+
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    key: tuple[str, ...]
+    order_by: tuple[str, ...]
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """Column names in file order."""
+        return tuple(c for c, _ in self.columns)
+
+    @property
+    def file_name(self) -> str:
+        """File name inside a run folder."""
+        return f"{self.name}.parquet"
+
+
+ORDERS = TableSchema(
+    name="orders",
+    columns=(
+        ("order_id", "VARCHAR"),
+        ("symbol", "VARCHAR"),
+        ("side", "VARCHAR"),
+        ("order_type", "VARCHAR"),
+        ("quantity", "DOUBLE"),
+        ("price", "DOUBLE"),
+        ("timestamp", "TIMESTAMP"),
+        ("status", "VARCHAR"),
+        ("strategy_name", "VARCHAR"),
+        ("position_type", "VARCHAR"),
+        ("reason", "VARCHAR"),
+        ("message", "VARCHAR"),
+    ),
+    key=("order_id",),
+    order_by=("timestamp", "order_id"),
+)
+
+TRADES = TableSchema(
+    name="trades",
+    columns=(
+        ("order_id", "VARCHAR"),
+        ("symbol", "VARCHAR"),
+        ("side", "VARCHAR"),
+        ("quantity", "DOUBLE"),
+        ("price", "DOUBLE"),
+        ("timestamp", "TIMESTAMP"),
+        ("executed_at", "TIMESTAMP"),
+        ("executed_qty", "DOUBLE"),
+        ("executed_price", "DOUBLE"),
+        ("commission", "DOUBLE"),
+        ("pnl", "DOUBLE"),
+        ("position_type", "VARCHAR"),
+        ("trade_id", "VARCHAR"),
+        ("commission_asset", "VARCHAR"),
+    ),
+    key=("trade_id",),
+    order_by=("executed_at", "trade_id"),
+)
+
+MARKS = TableSchema(
+    name="marks",
+    columns=(
+        ("id", "BIGINT"),
+        ("market_data_id", "VARCHAR"),
+        ("signal_type", "VARCHAR"),
+        ("signal_name", "VARCHAR"),
+        ("signal_time", "TIMESTAMP"),
+        ("signal_symbol", "VARCHAR"),
+        ("color", "VARCHAR"),
+        ("shape", "VARCHAR"),
+        ("level", "VARCHAR"),
+        ("title", "VARCHAR"),
+        ("message", "VARCHAR"),
+        ("category", "VARCHAR"),
+    ),
+    key=("id",),
+    order_by=("id",),
+)
+
+LOGS = TableSchema(
+    name="logs",
+    columns=(
+        ("id", "BIGINT"),
+        ("timestamp", "TIMESTAMP"),
+        ("symbol", "VARCHAR"),
+        ("level", "VARCHAR"),
+        ("message", "VARCHAR"),
+        ("fields", "VARCHAR"),
+    ),
+    key=("id",),
+    order_by=("id",),
+)
+
+MARKET_DATA = TableSchema(
+    name="market_data",
+    columns=(
+        ("time", "TIMESTAMP"),
+        ("symbol", "VARCHAR"),
+        ("open", "DOUBLE"),
+        ("high", "DOUBLE"),
+        ("low", "DOUBLE"),
+        ("close", "DOUBLE"),
+        ("volume", "DOUBLE"),
+    ),
+    key=("symbol", "time"),
+    order_by=("time", "symbol"),
+)
+
+TABLES: dict[str, TableSchema] = {t.name: t for t in (ORDERS, TRADES, MARKS, LOGS, MARKET_DATA)}
+
+STATS_FILE = "stats.yaml"
+RUN_FILE = "run.yaml"
+JOURNAL_DIR = ".journal"

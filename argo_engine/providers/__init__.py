@@ -1,0 +1,1 @@
+"""Feeds and brokers behind the ports: synthetic, replay, paper, Binance."""

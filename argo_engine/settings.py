@@ -1,0 +1,313 @@
+"""Settings: one pydantic-settings root with nested groups.
+
+Environment variables are ``ARGO_<GROUP>__<FIELD>`` (e.g. ``ARGO_SESSION__TIMEZONE``), also read
+from a ``.env`` file. Settings are loaded once by the entry point (CLI or flow) through
+:func:`load_settings` and passed down explicitly; nothing in the library reads the environment.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from argo_engine.errors import ConfigurationError
+
+SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
+SESSION_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+INTERVAL_RE = re.compile(r"^[1-9][0-9]*[smhdwM]$")
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def validate_symbol(symbol: str) -> str:
+    """Check a symbol is safe to use in paths and venue requests.
+
+    Args:
+        symbol: Candidate symbol.
+
+    Returns:
+        The symbol, unchanged.
+
+    Raises:
+        ConfigurationError: If it is empty, lower case, or could escape a directory.
+    """
+    if not SYMBOL_RE.match(symbol):
+        raise ConfigurationError(
+            f"invalid symbol {symbol!r}: use 1-32 upper-case letters, digits, '_' or '-'",
+            field="symbols",
+        )
+    return symbol
+
+
+def validate_session_id(session_id: str) -> str:
+    """Check a session id is safe to use in files and paths.
+
+    Raises:
+        ConfigurationError: If it contains path separators, dots or other characters.
+    """
+    if not SESSION_ID_RE.match(session_id):
+        raise ConfigurationError(
+            f"invalid session id {session_id!r}: use letters, digits, '_' or '-' (max 128)",
+            field="session_id",
+        )
+    return session_id
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SessionSettings(_Group):
+    """What is traded and where the session writes."""
+
+    data_output: Path = Field(
+        default=Path("./data/live-trading"),
+        description="Root folder of the per-day run folders ({date}/run_N).",
+    )
+    session_id: str | None = Field(
+        default=None,
+        description="Session id to start or resume; a new one is generated when empty.",
+    )
+    symbols: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["BTCUSDT", "ETHUSDT"],
+        description="Symbols to trade, comma separated (e.g. BTCUSDT,ETHUSDT).",
+    )
+    interval: str = Field(default="1m", description="Bar interval, e.g. 1s, 1m, 5m, 1h, 1d.")
+    timezone: str = Field(
+        default="UTC", description="IANA time zone that decides the trading date of a bar."
+    )
+    day_start: time | None = Field(
+        default=None,
+        description="Local time at which a trading date starts (e.g. 17:00); midnight if empty.",
+    )
+    initial_capital: float = Field(
+        default=10_000.0, gt=0, description="Starting cash of the paper account and equity curve."
+    )
+    pnl_method: Literal["fifo", "average_cost"] = Field(
+        default="fifo", description="Realized PnL method: fifo or average_cost."
+    )
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _split_symbols(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("symbols")
+    @classmethod
+    def _check_symbols(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one symbol is required")
+        for symbol in value:
+            if not SYMBOL_RE.match(symbol):
+                raise ValueError(
+                    f"invalid symbol {symbol!r}: use 1-32 upper-case letters, digits, '_' or '-'"
+                )
+        if len(set(value)) != len(value):
+            raise ValueError("symbols must be unique")
+        return value
+
+    @field_validator("session_id")
+    @classmethod
+    def _check_session_id(cls, value: str | None) -> str | None:
+        if value is not None and not SESSION_ID_RE.match(value):
+            raise ValueError("use letters, digits, '_' or '-' (max 128)")
+        return value or None
+
+    @field_validator("interval")
+    @classmethod
+    def _check_interval(cls, value: str) -> str:
+        if not INTERVAL_RE.match(value):
+            raise ValueError(f"invalid interval {value!r}: use <n><s|m|h|d|w|M>, e.g. 1m")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+
+class FeedSettings(_Group):
+    """Market-data feed."""
+
+    kind: Literal["synthetic", "replay", "binance"] = Field(
+        default="synthetic", description="Feed: synthetic (seeded random walk), replay, binance."
+    )
+    replay_file: Path | None = Field(
+        default=None, description="Parquet file with market_data columns for the replay feed."
+    )
+    start: datetime | None = Field(
+        default=None,
+        description="First bar time (ISO 8601, UTC if no offset); default 2025-10-01T09:00Z.",
+    )
+    end: datetime | None = Field(
+        default=None, description="Stop before this bar time (ISO 8601); exclusive."
+    )
+    bars: int | None = Field(
+        default=None, gt=0, description="Number of bars per symbol (synthetic default 500)."
+    )
+    pace: Literal["fast", "realtime"] = Field(
+        default="fast", description="fast: as fast as possible; realtime: one bar per interval."
+    )
+    seed: int = Field(default=42, description="Seed of the synthetic random walk.")
+    binance_rest_url: str = Field(
+        default="https://api.binance.com", description="Binance REST base URL for market data."
+    )
+    binance_ws_url: str = Field(
+        default="wss://stream.binance.com:9443", description="Binance websocket base URL."
+    )
+    prefetch_days: int = Field(
+        default=0, ge=0, description="Days of history to load before streaming (warm-up)."
+    )
+
+    @field_validator("start", "end")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            from datetime import UTC
+
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class BrokerSettings(_Group):
+    """Broker the orders go to."""
+
+    kind: Literal["paper", "binance-testnet", "binance-live"] = Field(
+        default="paper", description="Broker: paper, binance-testnet, binance-live."
+    )
+    commission: Literal["zero", "fixed_rate", "per_share"] = Field(
+        default="fixed_rate",
+        description="Paper commission model: zero, fixed_rate (rate x notional), per_share.",
+    )
+    commission_rate: float = Field(
+        default=0.001, ge=0, description="Rate of notional for fixed_rate (0.001 = 0.1%)."
+    )
+    per_share_fee: float = Field(default=0.005, ge=0, description="Fee per unit for per_share.")
+    per_share_minimum: float = Field(
+        default=1.0, ge=0, description="Minimum fee per order for per_share."
+    )
+    base_url: str = Field(
+        default="https://testnet.binance.vision", description="Binance broker REST base URL."
+    )
+    api_key: SecretStr = Field(default=SecretStr(""), description="Binance API key (secret).")
+    api_secret: SecretStr = Field(default=SecretStr(""), description="Binance API secret.")
+    allow_live: bool = Field(
+        default=False, description="Must be true to use binance-live (real money)."
+    )
+    recv_window_ms: int = Field(default=5000, gt=0, description="Binance recvWindow in ms.")
+
+
+class StrategySettings(_Group):
+    """Strategy to run."""
+
+    name: str = Field(
+        default="rsi", description="Registered strategy name or module:Class for user strategies."
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Strategy parameters as a JSON object."
+    )
+
+
+class PersistenceSettings(_Group):
+    """How data reaches disk."""
+
+    flush_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="Max seconds until market data, marks and logs are durable on disk.",
+    )
+    max_write_share: float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        description="Max share of time spent rewriting parquet files; spaces out big rewrites.",
+    )
+    history_bars: int = Field(
+        default=500, gt=0, description="Bars per symbol kept in memory for strategy history."
+    )
+
+
+class ArgoSettings(BaseSettings):
+    """Root of all argo-engine settings (``ARGO_`` prefix, ``__`` between group and field)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ARGO_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+    session: SessionSettings = Field(
+        default_factory=SessionSettings, description="What is traded and where data goes."
+    )
+    feed: FeedSettings = Field(default_factory=FeedSettings, description="Market-data feed.")
+    broker: BrokerSettings = Field(default_factory=BrokerSettings, description="Broker.")
+    strategy: StrategySettings = Field(
+        default_factory=StrategySettings, description="Strategy and its parameters."
+    )
+    persistence: PersistenceSettings = Field(
+        default_factory=PersistenceSettings, description="Durability and flush cadence."
+    )
+    log_level: str = Field(default="INFO", description="Log level of the engine loggers.")
+
+
+def load_settings(_env_file: str | Path | None = ".env", **overrides: Any) -> ArgoSettings:
+    """Load settings from the environment, ``.env`` and explicit overrides.
+
+    Args:
+        _env_file: The dotenv file to read, or None for none.
+        **overrides: Group dicts that win over the environment, e.g. ``session={"symbols": ...}``.
+
+    Returns:
+        Validated, frozen settings.
+
+    Raises:
+        ConfigurationError: If any field is invalid; the message names the field(s).
+    """
+    try:
+        return ArgoSettings(_env_file=_env_file, **overrides)
+    except ValidationError as exc:
+        raise configuration_error(exc) from None
+
+
+def configuration_error(exc: ValidationError) -> ConfigurationError:
+    """Turn a pydantic ValidationError into a ConfigurationError naming the fields."""
+    problems = []
+    fields = []
+    for err in exc.errors():
+        name = ".".join(str(p) for p in err["loc"]) or "<root>"
+        fields.append(name)
+        env = "ARGO_" + "__".join(str(p).upper() for p in err["loc"][:2])
+        problems.append(f"{name} ({env}): {err['msg']}")
+    return ConfigurationError("invalid settings: " + "; ".join(problems), fields=fields)
+
+
+def env_var_names() -> list[str]:
+    """Every environment variable name the settings accept, in declaration order."""
+    names: list[str] = []
+    for group_name, group_field in ArgoSettings.model_fields.items():
+        annotation = group_field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names.extend(
+                f"ARGO_{group_name.upper()}__{field.upper()}" for field in annotation.model_fields
+            )
+        else:
+            names.append(f"ARGO_{group_name.upper()}")
+    return names

@@ -1,0 +1,1 @@
+"""Fakes and servers shipped for tests and demos (mock Binance, fake clock, scripted feeds)."""

@@ -1,0 +1,1 @@
+"""Prefect flows over argo_engine: trading-session and trading-day."""
