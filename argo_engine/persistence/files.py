@@ -1,0 +1,93 @@
+"""Crash-safe file primitives: atomic replace with fsync, and moving bad files aside."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from argo_engine.errors import PersistenceError
+
+_FULL_OR_DENIED = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or file creation inside ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def persistence_error(exc: OSError, path: Path) -> PersistenceError:
+    """Classify an OSError on the output path as a PersistenceError with a clear message."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        why = "disk full"
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        why = "permission denied"
+    elif exc.errno == errno.EROFS:
+        why = "read-only file system"
+    else:
+        why = exc.strerror or str(exc)
+    return PersistenceError(f"cannot write {path}: {why}", path=str(path), errno=exc.errno)
+
+
+def temp_path(path: Path) -> Path:
+    """Temp name in the same folder (so os.replace is atomic); not matched by ``*.parquet``."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so readers see the old or the new file, never a partial one.
+
+    Raises:
+        PersistenceError: On disk full, permission or other OS errors.
+    """
+    atomic_write_with(path, lambda tmp: tmp.write_bytes(data))
+
+
+def atomic_write_with(path: Path, writer: Callable[[Path], object]) -> None:
+    """Let ``writer`` produce a temp file, then fsync it and ``os.replace`` it onto ``path``.
+
+    Args:
+        path: Final file path.
+        writer: Called with the temp path; must create the complete file there.
+
+    Raises:
+        PersistenceError: On disk full, permission or other OS errors.
+    """
+    tmp = temp_path(path)
+    try:
+        writer(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise persistence_error(exc, path) from exc
+
+
+def move_aside(path: Path, now: datetime) -> Path:
+    """Move an unreadable file to ``<name>.corrupt-<timestamp>``; never delete it.
+
+    Returns:
+        The new path of the file.
+    """
+    stamp = now.strftime("%Y%m%dT%H%M%S%fZ")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while target.exists():
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+        n += 1
+    os.replace(path, target)
+    fsync_dir(path.parent)
+    return target
