@@ -1,0 +1,710 @@
+"""Crash-safe writers of one run folder: five parquet files behind a write-ahead journal.
+
+Write path of a row (DESIGN.md "Folder layout"):
+
+1. ``append_*`` builds a tuple in schema column order and buffers it in Python (O(1)).
+   Orders and fills are also written to ``.journal/<table>.jsonl`` and fsynced before the call
+   returns; bars, marks and logs reach the journal in batches, fsynced by :meth:`maybe_flush`
+   once per flush interval.
+2. At flush (or query) time the buffered rows enter an in-memory DuckDB table in one batch
+   (via a pyarrow table); a key seen before turns the batch into delete-then-insert, so each
+   table keeps one row per :attr:`TableSchema.key`, the later row winning.
+3. Materializing a table copies it, sorted by :attr:`TableSchema.order_by`, to a temp file
+   (DuckDB ``COPY ... (FORMAT PARQUET)``), fsyncs it and ``os.replace``s it onto
+   ``<table>.parquet``; only then is the table's journal truncated. Materializing is O(rows of
+   the day), so it is spaced adaptively: after one that took ``w`` seconds the next non-forced
+   one of that table waits ``max(flush_interval_s, w / max_write_share)``. Durability never
+   waits for it; the journal covers every row meanwhile.
+
+Reopening a folder (a retry) loads the parquet files, replays the journals over them (later rows
+win by key, so a crash between a parquet replace and the journal truncation duplicates
+nothing), rewrites the files that changed and empties the journals. Ids of marks and logs
+continue after the highest stored id.
+
+An unreadable parquet file, or one whose columns differ from the schema, is moved aside to
+``<name>.corrupt-<timestamp>`` (never overwritten) and listed in :attr:`RunWriters.corrupt_files`;
+a journal with corrupt lines is moved aside the same way once its good rows are in parquet.
+"""
+
+from __future__ import annotations
+
+import errno
+import operator
+import os
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from argo_engine.clock import Clock
+from argo_engine.domain import Bar, Fill, LogEntry, Mark, Order
+from argo_engine.errors import ConfigurationError, DataError
+from argo_engine.persistence.files import (
+    atomic_write_with,
+    fsync_dir,
+    move_aside,
+    persistence_error,
+)
+from argo_engine.persistence.journal import Journal, encode_rows, read_journal
+from argo_engine.persistence.schema import (
+    JOURNAL_DIR,
+    LOGS,
+    MARKET_DATA,
+    MARKS,
+    ORDERS,
+    TABLES,
+    TRADES,
+    TableSchema,
+)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+
+# Rows buffered in Python before they are pushed into DuckDB and the journal's OS buffer even
+# though no flush is due (e.g. a bulk load between two maybe_flush calls): bounds memory.
+_SPILL_ROWS = 50_000
+
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "VARCHAR": pa.string(),
+    "DOUBLE": pa.float64(),
+    "BIGINT": pa.int64(),
+    "TIMESTAMP": pa.timestamp("us"),
+}
+
+_BATCH = "_argo_batch"
+
+Row = tuple[object, ...]
+
+
+def _us(value: datetime) -> int:
+    """Microseconds since the epoch of a timezone-aware datetime."""
+    try:
+        return (value - _EPOCH) // _ONE_US
+    except TypeError as exc:
+        raise DataError(f"timestamp {value!r} must be timezone-aware (UTC)") from exc
+
+
+def _opt_us(value: datetime | None) -> int | None:
+    return None if value is None else _us(value)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _os_error(exc: duckdb.Error, path: Path) -> OSError:
+    """Turn a DuckDB I/O failure into the OSError that files.persistence_error classifies."""
+    text = str(exc)
+    for needle, code in (
+        ("No space left", errno.ENOSPC),
+        ("quota", errno.EDQUOT),
+        ("Permission denied", errno.EACCES),
+        ("Read-only file system", errno.EROFS),
+        ("No such file", errno.ENOENT),
+    ):
+        if needle in text:
+            return OSError(code, os.strerror(code), str(path))
+    return OSError(errno.EIO, text, str(path))
+
+
+class _Table:
+    """Buffers, journal and materialization state of one table."""
+
+    __slots__ = (
+        "arrow_type",
+        "changed",
+        "cols_sql",
+        "journal",
+        "key_of",
+        "match_sql",
+        "name",
+        "next_at",
+        "order_sql",
+        "path",
+        "pending",
+        "replace",
+        "schema",
+        "unjournaled",
+    )
+
+    def __init__(self, schema: TableSchema, folder: Path, journal_dir: Path) -> None:
+        self.schema = schema
+        self.name = _quote(schema.name)
+        self.path = folder / schema.file_name
+        self.journal = Journal(journal_dir / f"{schema.name}.jsonl")
+        # Rows not yet inserted into DuckDB, and rows not yet written to the journal file.
+        self.pending: list[Row] = []
+        self.unjournaled: list[Row] = []
+        # True when pending may repeat a key already stored (or repeat one within itself).
+        self.replace = False
+        # True when rows arrived since the last materialization.
+        self.changed = False
+        # Monotonic time before which no non-forced materialization of this table runs.
+        self.next_at = 0.0
+        self.arrow_type = pa.struct([(c, _ARROW_TYPES[t]) for c, t in schema.columns])
+        key_idx = [schema.column_names.index(k) for k in schema.key]
+        self.key_of: Callable[[Row], object] = operator.itemgetter(*key_idx)
+        self.cols_sql = ", ".join(_quote(c) for c in schema.column_names)
+        self.order_sql = ", ".join(_quote(c) for c in schema.order_by)
+        self.match_sql = " AND ".join(f"t.{_quote(k)} = b.{_quote(k)}" for k in schema.key)
+
+
+class RunWriters:
+    """All five tables (orders, trades, marks, logs, market_data) of one run folder.
+
+    Not thread-safe: one engine thread appends, flushes and queries. All five parquet files
+    exist from construction on and are always complete (written to a temp file, fsynced and
+    atomically renamed), so readers may poll them at any time.
+
+    Args:
+        folder: The run folder (``{date}/run_N``); created if missing.
+        clock: Clock whose ``monotonic()`` paces flushes and whose ``now()`` stamps files moved
+            aside.
+        flush_interval_s: Seconds between journal fsyncs of bars, marks and logs (and the
+            minimum spacing of materializations of one table).
+        max_write_share: Upper bound of the share of time spent materializing one table.
+
+    Attributes:
+        folder: The run folder.
+        corrupt_files: Where unreadable files found at open were moved aside.
+        materializations: Parquet files written since construction (a counter for tests and
+            monitoring).
+        corrupt_journal_lines: Journal lines skipped at open because they were unreadable.
+        torn_journal_tails: Journals found at open ending with an incomplete line (ignored).
+
+    Raises:
+        ConfigurationError: On a negative flush interval or a write share outside (0, 1].
+        PersistenceError: If the folder or its files cannot be written.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        clock: Clock,
+        flush_interval_s: float = 1.0,
+        max_write_share: float = 0.1,
+    ) -> None:
+        if flush_interval_s < 0:
+            raise ConfigurationError(
+                f"flush_interval_s must be >= 0, got {flush_interval_s}", field="flush_interval_s"
+            )
+        if not 0 < max_write_share <= 1:
+            raise ConfigurationError(
+                f"max_write_share must be in (0, 1], got {max_write_share}",
+                field="max_write_share",
+            )
+        self.folder = folder
+        self.corrupt_files: list[Path] = []
+        self.materializations = 0
+        self.corrupt_journal_lines = 0
+        self.torn_journal_tails = 0
+        self._clock = clock
+        self._flush_interval = flush_interval_s
+        self._max_write_share = max_write_share
+        self._closed = False
+        self._journal_dir = folder / JOURNAL_DIR
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._journal_dir.mkdir(exist_ok=True)
+            fsync_dir(folder)
+        except OSError as exc:
+            raise persistence_error(exc, folder) from exc
+        self._tables = {
+            name: _Table(schema, folder, self._journal_dir) for name, schema in TABLES.items()
+        }
+        self._md = self._tables[MARKET_DATA.name]
+        self._orders = self._tables[ORDERS.name]
+        self._trades = self._tables[TRADES.name]
+        self._marks = self._tables[MARKS.name]
+        self._logs = self._tables[LOGS.name]
+        # Key trackers: they let an append tell "certainly new" from "maybe a repeat" in O(1),
+        # so the common append-only case never pays for a delete.
+        self._bar_last: dict[str, int] = {}
+        self._order_ids: set[str] = set()
+        self._trade_ids: set[str] = set()
+        self._max_id: dict[str, int] = {MARKS.name: 0, LOGS.name: 0}
+        self._next_id: dict[str, int] = {MARKS.name: 1, LOGS.name: 1}
+        self._con = duckdb.connect()
+        try:
+            for table in self._tables.values():
+                columns = ", ".join(f"{_quote(c)} {t}" for c, t in table.schema.columns)
+                self._con.execute(f"CREATE TABLE {table.name} ({columns})")
+            self._recover()
+        except BaseException:
+            self._close_resources()
+            raise
+        self._next_flush_at = clock.monotonic() + flush_interval_s
+
+    # -- appends -------------------------------------------------------------------------------
+
+    def append_bar(self, bar: Bar) -> None:
+        """Buffer one bar; it is durable after the next due :meth:`maybe_flush`.
+
+        A bar with a (symbol, time) already stored replaces the stored one.
+
+        Raises:
+            DataError: If ``bar.time`` is not timezone-aware.
+        """
+        try:
+            t = (bar.time - _EPOCH) // _ONE_US
+        except TypeError as exc:
+            raise DataError(f"bar time {bar.time!r} must be timezone-aware (UTC)") from exc
+        table = self._md
+        last = self._bar_last.get(bar.symbol)
+        if last is None or t > last:
+            self._bar_last[bar.symbol] = t
+        else:
+            table.replace = True
+        row = (t, bar.symbol, bar.open, bar.high, bar.low, bar.close, bar.volume)
+        table.pending.append(row)
+        table.unjournaled.append(row)
+        table.changed = True
+        if len(table.pending) >= _SPILL_ROWS:
+            self._spill(table)
+
+    def append_order(self, order: Order) -> None:
+        """Record an order's latest state (one row per order_id); durable when this returns.
+
+        Raises:
+            PersistenceError: If the journal cannot be written.
+        """
+        self._check_open()
+        row: Row = (
+            str(order.order_id),
+            str(order.symbol),
+            str(order.side),
+            str(order.order_type),
+            float(order.quantity),
+            float(order.price),
+            _us(order.timestamp),
+            str(order.status),
+            str(order.strategy_name),
+            str(order.position_type),
+            str(order.reason),
+            str(order.message),
+        )
+        if order.order_id in self._order_ids:
+            self._orders.replace = True
+        else:
+            self._order_ids.add(order.order_id)
+        self._append_durable(self._orders, row)
+
+    def append_fill(self, fill: Fill) -> None:
+        """Record one fill (one row per trade_id); durable when this returns.
+
+        Raises:
+            PersistenceError: If the journal cannot be written.
+        """
+        self._check_open()
+        row: Row = (
+            str(fill.order_id),
+            str(fill.symbol),
+            str(fill.side),
+            float(fill.quantity),
+            float(fill.price),
+            _us(fill.timestamp),
+            _us(fill.executed_at),
+            float(fill.executed_qty),
+            float(fill.executed_price),
+            float(fill.commission),
+            float(fill.pnl),
+            str(fill.position_type),
+            str(fill.trade_id),
+            str(fill.commission_asset),
+        )
+        if fill.trade_id in self._trade_ids:
+            self._trades.replace = True
+        else:
+            self._trade_ids.add(fill.trade_id)
+        self._append_durable(self._trades, row)
+
+    def append_mark(self, mark: Mark) -> None:
+        """Buffer one chart mark (id from :meth:`next_id`); durable after the next due flush."""
+        self._check_open()
+        row: Row = (
+            int(mark.id),
+            str(mark.market_data_id),
+            mark.signal_type,
+            mark.signal_name,
+            _opt_us(mark.signal_time),
+            mark.signal_symbol,
+            str(mark.color),
+            str(mark.shape),
+            str(mark.level),
+            str(mark.title),
+            str(mark.message),
+            str(mark.category),
+        )
+        self._append_with_id(self._marks, row)
+
+    def append_log(self, entry: LogEntry) -> None:
+        """Buffer one log entry (id from :meth:`next_id`); durable after the next due flush.
+
+        ``fields`` is stored as a JSON object text, or ``""`` when there are no fields (as the
+        argo original writes it).
+        """
+        self._check_open()
+        fields = orjson.dumps(entry.fields).decode() if entry.fields else ""
+        row: Row = (
+            int(entry.id),
+            _us(entry.timestamp),
+            str(entry.symbol),
+            str(entry.level),
+            str(entry.message),
+            fields,
+        )
+        self._append_with_id(self._logs, row)
+
+    def next_id(self, table: str) -> int:
+        """Reserve the next id of ``marks`` or ``logs``.
+
+        Ids start at 1, are never handed out twice by one writer, and continue after the
+        highest stored id when a folder is reopened.
+
+        Raises:
+            ConfigurationError: For any other table.
+        """
+        if table not in self._next_id:
+            raise ConfigurationError(
+                f"next_id is only defined for marks and logs, not {table!r}", table=table
+            )
+        value = max(self._next_id[table], self._max_id[table] + 1)
+        self._next_id[table] = value + 1
+        return value
+
+    def _append_durable(self, table: _Table, row: Row) -> None:
+        # Orders and fills never wait in ``unjournaled``: each is fsynced before returning.
+        table.journal.write(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
+        table.journal.sync()
+        table.pending.append(row)
+        table.changed = True
+
+    def _append_with_id(self, table: _Table, row: Row) -> None:
+        name = table.schema.name
+        row_id = row[0]
+        assert isinstance(row_id, int)
+        if row_id > self._max_id[name]:
+            self._max_id[name] = row_id
+        else:
+            table.replace = True
+        table.pending.append(row)
+        table.unjournaled.append(row)
+        table.changed = True
+        if len(table.pending) >= _SPILL_ROWS:
+            self._spill(table)
+
+    # -- flushing ------------------------------------------------------------------------------
+
+    def maybe_flush(self) -> bool:
+        """Flush if the flush interval has elapsed; cheap otherwise. Call once per bar.
+
+        A due flush fsyncs every journal and materializes the tables whose adaptive spacing
+        allows it.
+
+        Returns:
+            Whether a flush ran.
+
+        Raises:
+            PersistenceError: If the journal or a parquet file cannot be written.
+        """
+        if self._clock.monotonic() < self._next_flush_at:
+            return False
+        self._flush(force=False)
+        return True
+
+    def flush(self) -> None:
+        """Fsync every journal and materialize every table that changed.
+
+        Raises:
+            PersistenceError: If the journal or a parquet file cannot be written.
+        """
+        self._flush(force=True)
+
+    def finalize(self) -> None:
+        """Close a day or a run: flush, then remove the (now redundant) journal files.
+
+        The writer stays usable, and the folder may be reopened later.
+
+        Raises:
+            PersistenceError: If a file cannot be written or removed.
+        """
+        self._flush(force=True)
+        for table in self._tables.values():
+            # Only now is every journaled row inside a durable parquet file.
+            table.journal.remove()
+        try:
+            fsync_dir(self._journal_dir)
+        except OSError as exc:
+            raise persistence_error(exc, self._journal_dir) from exc
+
+    def close(self) -> None:
+        """Flush and release the journal files and the DuckDB connection (idempotent).
+
+        Raises:
+            PersistenceError: If the final flush fails (resources are released anyway).
+        """
+        if self._closed:
+            return
+        try:
+            self._flush(force=True)
+        finally:
+            self._close_resources()
+
+    def _close_resources(self) -> None:
+        self._closed = True
+        for table in self._tables.values():
+            table.journal.close()
+        self._con.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"the writers of {self.folder} are closed")
+
+    def _flush(self, *, force: bool) -> None:
+        self._check_open()
+        now = self._clock.monotonic()
+        # Journal first: durability must not depend on the (slower, fallible) parquet write.
+        for table in self._tables.values():
+            if table.unjournaled:
+                table.journal.write(encode_rows(table.unjournaled))
+                table.unjournaled = []
+            table.journal.sync()
+        for table in self._tables.values():
+            self._load(table)
+        for table in self._tables.values():
+            if table.changed and (force or now >= table.next_at):
+                self._materialize(table, now)
+        self._next_flush_at = now + self._flush_interval
+
+    def _spill(self, table: _Table) -> None:
+        if table.unjournaled:
+            table.journal.write(encode_rows(table.unjournaled))
+            table.unjournaled = []
+        self._load(table)
+
+    def _load(self, table: _Table) -> None:
+        """Insert the buffered rows of ``table`` into DuckDB in one batch."""
+        rows = table.pending
+        if not rows:
+            return
+        replace = table.replace
+        if replace:
+            # Later rows win within the batch; DuckDB then swaps out the stored ones.
+            rows = list({table.key_of(r): r for r in rows}.values())
+        batch = pa.Table.from_struct_array(pa.array(rows, type=table.arrow_type))
+        con = self._con
+        con.register(_BATCH, batch)
+        try:
+            if replace:
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    con.execute(
+                        f"DELETE FROM {table.name} t USING {_BATCH} b WHERE {table.match_sql}"
+                    )
+                    con.execute(f"INSERT INTO {table.name} SELECT * FROM {_BATCH}")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+                con.execute("COMMIT")
+            else:
+                con.execute(f"INSERT INTO {table.name} SELECT * FROM {_BATCH}")
+        finally:
+            con.unregister(_BATCH)
+        table.pending = []
+        table.replace = False
+
+    def _materialize(self, table: _Table, now: float) -> None:
+        self._load(table)
+        started = time.perf_counter()
+        self._write_parquet(table)
+        took = time.perf_counter() - started
+        table.next_at = now + max(self._flush_interval, took / self._max_write_share)
+        table.changed = False
+        # Every journaled row of this table is inside the durable parquet file now.
+        table.journal.truncate()
+        table.unjournaled = []
+
+    def _write_parquet(self, table: _Table) -> None:
+        def produce(tmp: Path) -> None:
+            target = str(tmp).replace("'", "''")
+            try:
+                self._con.execute(
+                    f"COPY (SELECT {table.cols_sql} FROM {table.name} ORDER BY {table.order_sql}) "
+                    f"TO '{target}' (FORMAT PARQUET)"
+                )
+            except duckdb.IOException as exc:
+                raise _os_error(exc, tmp) from exc
+
+        atomic_write_with(table.path, produce)
+        self.materializations += 1
+
+    # -- recovery ------------------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        for table in self._tables.values():
+            self._remove_stale_temps(table)
+            loaded = self._load_parquet(table)
+            contents = read_journal(table.journal.path, table.schema)
+            self.corrupt_journal_lines += contents.corrupt_lines
+            self.torn_journal_tails += int(contents.torn_tail)
+            if contents.rows:
+                table.pending = [tuple(r) for r in contents.rows]
+                table.replace = True
+                self._load(table)
+            if not loaded or contents.rows:
+                self._write_parquet(table)
+            if contents.corrupt_lines:
+                self._move_aside(table.journal.path)
+            elif contents.rows or contents.torn_tail:
+                table.journal.truncate()
+        self._track_keys()
+
+    def _remove_stale_temps(self, table: _Table) -> None:
+        # Temp files of a crashed writer never hold the only copy of a row (the journal is
+        # truncated only after the replace), so they are litter, not data.
+        own = f".{os.getpid()}.tmp"
+        for pattern in (f".{table.schema.file_name}.*.tmp", f"tmp_.{table.schema.file_name}.*.tmp"):
+            for path in self.folder.glob(pattern):
+                if not path.name.endswith(own):
+                    try:
+                        path.unlink(missing_ok=True)
+                    except OSError as exc:
+                        raise persistence_error(exc, path) from exc
+
+    def _load_parquet(self, table: _Table) -> bool:
+        """Load an existing parquet file; returns False if there is none (or it was bad)."""
+        path = table.path
+        if not path.exists():
+            return False
+        try:
+            # A permission problem is an unusable output path, not a corrupt file.
+            with path.open("rb"):
+                pass
+        except OSError as exc:
+            raise persistence_error(exc, path) from exc
+        keys = ", ".join(_quote(k) for k in table.schema.key)
+        try:
+            described = self._con.execute(
+                "DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]
+            ).fetchall()
+            if [(r[0], r[1]) for r in described] != list(table.schema.columns):
+                raise _SchemaMismatch
+            # Later rows win if a file ever held a key twice.
+            self._con.execute(
+                f"INSERT INTO {table.name} SELECT {table.cols_sql} "
+                f"FROM read_parquet(?, file_row_number = true) "
+                f"QUALIFY row_number() OVER (PARTITION BY {keys} "
+                f"ORDER BY file_row_number DESC) = 1",
+                [str(path)],
+            )
+        except (duckdb.Error, _SchemaMismatch):
+            self._move_aside(path)
+            return False
+        return True
+
+    def _move_aside(self, path: Path) -> None:
+        try:
+            self.corrupt_files.append(move_aside(path, self._clock.now()))
+        except OSError as exc:
+            raise persistence_error(exc, path) from exc
+
+    def _track_keys(self) -> None:
+        con = self._con
+        for symbol, last in con.execute(
+            "SELECT symbol, epoch_us(max(time)) FROM market_data GROUP BY symbol"
+        ).fetchall():
+            self._bar_last[symbol] = int(last)
+        self._order_ids = {r[0] for r in con.execute("SELECT order_id FROM orders").fetchall()}
+        self._trade_ids = {r[0] for r in con.execute("SELECT trade_id FROM trades").fetchall()}
+        for name in (MARKS.name, LOGS.name):
+            # fetchall, not fetchone: DuckDB refuses new work while a result is unfinished.
+            ((top,),) = con.execute(f"SELECT coalesce(max(id), 0) FROM {name}").fetchall()
+            self._max_id[name] = int(top)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def query(self, sql: str, params: list[object] | None = None) -> list[tuple[object, ...]]:
+        """Run one read-only SQL statement over every appended row, flushed or not.
+
+        The tables are named ``market_data``, ``orders``, ``trades``, ``marks`` and ``logs``,
+        with the parquet columns; TIMESTAMP values come back as naive UTC datetimes.
+
+        Args:
+            sql: One SELECT statement (``WITH``, ``FROM``-first and ``VALUES`` forms included).
+            params: Values for ``?`` placeholders.
+
+        Returns:
+            The result rows.
+
+        Raises:
+            ConfigurationError: If ``sql`` is not a single SELECT or fails to run.
+        """
+        self._check_open()
+        try:
+            statements = self._con.extract_statements(sql)
+        except duckdb.Error as exc:
+            raise ConfigurationError(f"invalid SQL: {exc}", sql=sql) from exc
+        if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+            raise ConfigurationError(
+                "query() accepts exactly one read-only SELECT statement", sql=sql
+            )
+        for table in self._tables.values():
+            self._load(table)
+        try:
+            return self._con.execute(sql, params).fetchall()
+        except duckdb.Error as exc:
+            raise ConfigurationError(f"query failed: {exc}", sql=sql) from exc
+
+    def row_count(self, table: str) -> int:
+        """Number of rows of a table, unflushed rows included.
+
+        Raises:
+            ConfigurationError: For an unknown table.
+        """
+        state = self._table(table)
+        self._load(state)
+        ((count,),) = self._con.execute(f"SELECT count(*) FROM {state.name}").fetchall()
+        return int(count)
+
+    def read_table(self, table: str) -> list[dict[str, object]]:
+        """All rows of a table in file order, unflushed rows included.
+
+        Returns:
+            One dict per row keyed by column name; timestamps as timezone-aware UTC datetimes.
+
+        Raises:
+            ConfigurationError: For an unknown table.
+        """
+        state = self._table(table)
+        self._load(state)
+        names = state.schema.column_names
+        stamps = [i for i, (_, t) in enumerate(state.schema.columns) if t == "TIMESTAMP"]
+        out: list[dict[str, object]] = []
+        for raw in self._con.execute(
+            f"SELECT {state.cols_sql} FROM {state.name} ORDER BY {state.order_sql}"
+        ).fetchall():
+            values = list(raw)
+            for i in stamps:
+                value = values[i]
+                if isinstance(value, datetime):
+                    values[i] = value.replace(tzinfo=UTC)
+            out.append(dict(zip(names, values, strict=True)))
+        return out
+
+    def _table(self, table: str) -> _Table:
+        self._check_open()
+        try:
+            return self._tables[table]
+        except KeyError:
+            raise ConfigurationError(
+                f"unknown table {table!r}; expected one of {sorted(self._tables)}", table=table
+            ) from None
+
+
+class _SchemaMismatch(Exception):
+    """A parquet file whose columns differ from the schema (treated as unreadable)."""
