@@ -249,7 +249,10 @@ class RunWriters:
 
         Raises:
             DataError: If ``bar.time`` is not timezone-aware.
+            RuntimeError: After :meth:`close`.
         """
+        if self._closed:
+            raise RuntimeError(f"the writers of {self.folder} are closed")
         try:
             t = (bar.time - _EPOCH) // _ONE_US
         except TypeError as exc:

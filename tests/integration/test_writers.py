@@ -287,6 +287,13 @@ def test_same_bar_key_replaces_and_same_trade_id_is_stored_once(
     assert closes == [(0, 3.0), (1, 2.0), (2, 5.0)]
     assert [(r[12], r[10]) for r in parquet_rows(folder / "trades.parquet")] == [("t1", 2.0)]
     writers.close()
+    reopened = RunWriters(folder, clock=clock)  # keys stored by an earlier writer count too
+    reopened.append_bar(bar(1, close=7.0))
+    reopened.append_fill(fill("t1", pnl=3.0))
+    reopened.close()
+    closes = [(r[0].minute, r[5]) for r in parquet_rows(folder / "market_data.parquet")]
+    assert closes == [(0, 3.0), (1, 7.0), (2, 5.0)]
+    assert [(r[12], r[10]) for r in parquet_rows(folder / "trades.parquet")] == [("t1", 3.0)]
 
 
 def test_mark_and_log_ids_continue_after_reopen(folder: Path, clock: FakeClock) -> None:
@@ -470,6 +477,8 @@ def test_finalize_drains_journal_and_writer_stays_usable(folder: Path, clock: Fa
     writers.close()  # idempotent
     with pytest.raises(RuntimeError):
         writers.append_order(order("o3"))
+    with pytest.raises(RuntimeError):
+        writers.append_bar(bar(9))
     with pytest.raises(RuntimeError):
         writers.query("SELECT 1")
     reopened = RunWriters(folder, clock=clock)
