@@ -24,6 +24,13 @@ continue after the highest stored id.
 An unreadable parquet file, or one whose columns differ from the schema, is moved aside to
 ``<name>.corrupt-<timestamp>`` (never overwritten) and listed in :attr:`RunWriters.corrupt_files`;
 a journal with corrupt lines is moved aside the same way once its good rows are in parquet.
+
+Concurrent readers: every version of a file is complete, but DuckDB ``read_parquet(path)``
+(three opens per query in DuckDB 2.0) and ``pyarrow.parquet.read_table(path)`` (two) reopen the
+path within one read, so a replace landing between those opens can fail that read with a
+decoding error. Such a read may simply be retried; a reader that opens the file once and reads
+that version (``pyarrow.parquet.ParquetFile`` on an open file, or DuckDB on
+``/proc/self/fd/<fd>``) never fails.
 """
 
 from __future__ import annotations
