@@ -221,9 +221,10 @@ class RunWriters:
             fsync_dir(folder)
         except OSError as exc:
             raise persistence_error(exc, folder) from exc
-        self._tables = {
-            name: _Table(schema, folder, self._journal_dir) for name, schema in TABLES.items()
-        }
+        # Market data first: every flush makes bars durable before the marks, logs, orders and
+        # fills that were produced from them, so a durable row never refers to a lost bar.
+        order = [MARKET_DATA.name, *(name for name in TABLES if name != MARKET_DATA.name)]
+        self._tables = {name: _Table(TABLES[name], folder, self._journal_dir) for name in order}
         self._md = self._tables[MARKET_DATA.name]
         self._orders = self._tables[ORDERS.name]
         self._trades = self._tables[TRADES.name]
@@ -388,7 +389,14 @@ class RunWriters:
         return value
 
     def _append_durable(self, table: _Table, row: Row) -> None:
-        # Orders and fills never wait in ``unjournaled``: each is fsynced before returning.
+        # Orders and fills never wait in ``unjournaled``: each is fsynced before returning, and
+        # the bars they were decided on are made durable first (a restart must never re-run a
+        # bar that already produced an order).
+        md = self._md
+        if md.unjournaled:
+            md.journal.write(encode_rows(md.unjournaled))
+            md.unjournaled = []
+            md.journal.sync()
         table.journal.write(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
         table.journal.sync()
         table.pending.append(row)
