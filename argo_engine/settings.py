@@ -91,7 +91,7 @@ class SessionSettings(_Group):
         description="Local time at which a trading date starts (e.g. 17:00); midnight if empty.",
     )
     initial_capital: float = Field(
-        default=10_000.0, gt=0, description="Starting cash of the paper account and equity curve."
+        default=100_000.0, gt=0, description="Starting cash of the paper account and equity curve."
     )
     pnl_method: Literal["fifo", "average_cost"] = Field(
         default="fifo", description="Realized PnL method: fifo or average_cost."

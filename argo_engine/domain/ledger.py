@@ -150,6 +150,14 @@ class Ledger:
         pnl = price * matched - exit_fee - basis if long else basis - (price * matched + exit_fee)
         return FillOutcome(pnl, True, tuple(holds), unmatched)
 
+    def has_open(self, symbol: str) -> bool:
+        """Whether any bucket of ``symbol`` holds an open quantity."""
+        for ptype in (PositionType.LONG, PositionType.SHORT):
+            bucket = self._buckets.get((symbol, ptype))
+            if bucket is not None and bucket.qty > 0.0:
+                return True
+        return False
+
     def quantity(self, symbol: str, position_type: PositionType = PositionType.LONG) -> float:
         """Open quantity of a bucket."""
         bucket = self._buckets.get((symbol, position_type))

@@ -1,0 +1,173 @@
+"""The ``argo`` command line."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from argo_engine.errors import ArgoError
+from argo_engine.options import RunOptions, parse_params
+
+app = typer.Typer(
+    name="argo", help="argo-engine: live and paper trading sessions.", no_args_is_help=True
+)
+console = Console()
+
+
+@app.command()
+def run(
+    data_output: Annotated[
+        Path | None, typer.Option("--data-output", help="Root of the run folders.")
+    ] = None,
+    feed: Annotated[str | None, typer.Option("--feed", help="synthetic | replay | binance")] = None,
+    replay_file: Annotated[
+        Path | None, typer.Option("--replay-file", help="Parquet file for --feed replay.")
+    ] = None,
+    broker: Annotated[
+        str | None, typer.Option("--broker", help="paper | binance-testnet | binance-live")
+    ] = None,
+    symbols: Annotated[
+        str | None, typer.Option("--symbols", help="Comma separated, e.g. BTCUSDT,ETHUSDT.")
+    ] = None,
+    interval: Annotated[str | None, typer.Option("--interval", help="Bar interval.")] = None,
+    start: Annotated[str | None, typer.Option("--start", help="First bar time (ISO).")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="End time (ISO), exclusive.")] = None,
+    bars: Annotated[int | None, typer.Option("--bars", help="Bars per symbol.")] = None,
+    pace: Annotated[str | None, typer.Option("--pace", help="fast | realtime")] = None,
+    strategy: Annotated[
+        str | None, typer.Option("--strategy", help="Registered name or module:Class.")
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", help="Strategy parameter key=value.")
+    ] = None,
+    timezone: Annotated[
+        str | None, typer.Option("--timezone", help="Time zone of trading dates.")
+    ] = None,
+    session_id: Annotated[
+        str | None, typer.Option("--session-id", help="Session to start or resume.")
+    ] = None,
+    day_start: Annotated[
+        str | None, typer.Option("--day-start", help="Local start time of a trading date.")
+    ] = None,
+    prefect: Annotated[
+        bool,
+        typer.Option(
+            "--prefect/--no-prefect",
+            help="Run as the trading-session Prefect flow (default) or directly in-process.",
+        ),
+    ] = True,
+) -> None:
+    """Run a trading session (defaults: synthetic feed, paper broker, RSI strategy)."""
+    try:
+        options = RunOptions(
+            data_output=str(data_output) if data_output else None,
+            feed=feed,
+            replay_file=str(replay_file) if replay_file else None,
+            broker=broker,
+            symbols=[s.strip() for s in symbols.split(",") if s.strip()] if symbols else None,
+            interval=interval,
+            start=start,
+            end=end,
+            bars=bars,
+            pace=pace,
+            strategy=strategy,
+            params=parse_params(param) if param else None,
+            timezone=timezone,
+            day_start=day_start,
+            session_id=session_id,
+        )
+        settings = options.to_settings()
+        _configure_logging(settings.log_level)
+        from argo_engine.runner import run_with_status
+
+        run_with_status(options, settings, console, use_prefect=prefect)
+    except (ArgoError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def verify(
+    path: Annotated[Path, typer.Argument(help="A run folder, a date folder or a data output.")],
+) -> None:
+    """Check run folders: readable parquet, schemas, stats vs trades, unique ids, journal."""
+    from argo_engine.verify import verify_path
+
+    if not path.exists():
+        console.print(f"[red]error:[/red] {path} does not exist")
+        raise typer.Exit(2)
+    report = verify_path(path)
+    if not report:
+        console.print(f"[green]ok[/green]: {path}")
+        return
+    for folder, problems in report.items():
+        console.print(f"[red]{folder}[/red]")
+        for problem in problems:
+            console.print(f"  - {problem}")
+    raise typer.Exit(1)
+
+
+@app.command("mock-binance")
+def mock_binance(
+    port: Annotated[int, typer.Option("--port", help="REST/WS port on 127.0.0.1.")] = 8765,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+) -> None:
+    """Serve the mock Binance API (REST + websocket) for a local demo."""
+    mock = importlib.import_module("argo_engine.testing.mock_binance")
+    mock.serve(host, port)
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # The live status line is our console output; keep library chatter out of it.
+    logging.getLogger("argo_engine").setLevel(logging.WARNING)
+
+
+def install_stop_signals(stop: threading.Event) -> None:
+    """Set ``stop`` on SIGINT/SIGTERM so the engine flushes and exits cleanly."""
+
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGTERM, handler)
+
+
+def summary_table(rows: list[dict[str, Any]]) -> Table:
+    """A rich table of per-day results."""
+    table = Table(title="Session summary")
+    for col in ("date", "run", "trades", "win rate", "realized", "unrealized", "fees", "max dd"):
+        table.add_column(col, justify="right" if col not in ("date", "run") else "left")
+    for row in rows:
+        daily = row["daily"]
+        res, pnl = daily.get("trade_result", {}), daily.get("trade_pnl", {})
+        table.add_row(
+            row["date"],
+            row["run_id"],
+            str(res.get("number_of_trades", 0)),
+            f"{res.get('win_rate', 0.0):.2%}",
+            f"{pnl.get('realized_pnl', 0.0):.4f}",
+            f"{pnl.get('unrealized_pnl', 0.0):.4f}",
+            f"{daily.get('total_fees', 0.0):.4f}",
+            f"{res.get('max_drawdown', 0.0):.2%}",
+        )
+    return table
+
+
+def main() -> None:
+    """Entry point of the ``argo`` script."""
+    app()

@@ -1,0 +1,135 @@
+"""The engine's implementation of the strategy context protocol."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import MutableMapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from argo_engine.domain.enums import LogLevel, MarkShape, PositionType, SignalType
+from argo_engine.domain.market import Bar
+from argo_engine.domain.orders import Order, OrderIntent
+from argo_engine.domain.positions import Position
+from argo_engine.ports import Account
+
+if TYPE_CHECKING:
+    from argo_engine.engine.core import TradingEngine
+
+
+class EngineContext:
+    """What a strategy sees: orders, positions, account, history, SQL, cache, marks and logs.
+
+    Args:
+        engine: The engine that owns this context.
+        history_bars: Bars kept in memory per symbol for :meth:`history`.
+    """
+
+    def __init__(self, engine: TradingEngine, history_bars: int) -> None:
+        self._engine = engine
+        self._history_bars = history_bars
+        self._history: dict[str, deque[Bar]] = {}
+        self._cache: dict[str, Any] = {}
+        self.current_bar: Bar | None = None
+
+    # -- orders --------------------------------------------------------------------------------
+
+    def place_order(self, intent: OrderIntent) -> Order:
+        """Record and submit one order; returns its latest snapshot (maybe REJECTED)."""
+        return self._engine.place_order(intent)
+
+    def place_orders(self, intents: Sequence[OrderIntent]) -> list[Order]:
+        """Record and submit several orders, in order."""
+        return [self._engine.place_order(intent) for intent in intents]
+
+    def cancel_order(self, order_id: str) -> bool:
+        """Cancel an open order; False when it is unknown or already final."""
+        return self._engine.cancel_order(order_id)
+
+    def cancel_all(self, symbol: str | None = None) -> int:
+        """Cancel every open order (of ``symbol`` when given); returns how many were cancelled."""
+        ids = [o.order_id for o in self.open_orders(symbol)]
+        return sum(1 for order_id in ids if self._engine.cancel_order(order_id))
+
+    def open_orders(self, symbol: str | None = None) -> list[Order]:
+        """Orders still PENDING."""
+        return self._engine.open_orders(symbol)
+
+    def positions(self) -> list[Position]:
+        """Open positions."""
+        return self._engine.broker.positions()
+
+    def position(self, symbol: str, position_type: PositionType = PositionType.LONG) -> Position:
+        """Position of one bucket; a flat Position when none is open."""
+        for pos in self._engine.broker.positions():
+            if pos.symbol == symbol and pos.position_type is position_type:
+                return pos
+        return Position(symbol=symbol, position_type=position_type, quantity=0.0, average_price=0.0)
+
+    def account(self) -> Account:
+        """Broker account figures."""
+        return self._engine.broker.account()
+
+    # -- data ----------------------------------------------------------------------------------
+
+    def remember(self, bar: Bar) -> None:
+        """Append a bar to the in-memory history (engine use)."""
+        window = self._history.get(bar.symbol)
+        if window is None:
+            window = self._history[bar.symbol] = deque(maxlen=self._history_bars)
+        window.append(bar)
+
+    def history(self, symbol: str, n: int) -> list[Bar]:
+        """Last ``n`` bars of ``symbol``, oldest first, current bar included."""
+        window = self._history.get(symbol)
+        if not window or n <= 0:
+            return []
+        if n >= len(window):
+            return list(window)
+        return list(window)[-n:]
+
+    def sql(self, query: str, params: Sequence[object] | None = None) -> list[tuple[object, ...]]:
+        """Read-only SQL over the current day's tables (``market_data``, ``orders``...)."""
+        return self._engine.query(query, list(params) if params is not None else None)
+
+    @property
+    def cache(self) -> MutableMapping[str, Any]:
+        """Key/value cache persisted with the run (values must be JSON-serializable)."""
+        return self._cache
+
+    def replace_cache(self, values: dict[str, Any]) -> None:
+        """Restore the cache from saved state (engine use)."""
+        self._cache = dict(values)
+
+    def mark(
+        self,
+        *,
+        title: str,
+        message: str = "",
+        color: str = "blue",
+        shape: MarkShape = MarkShape.CIRCLE,
+        level: LogLevel = LogLevel.INFO,
+        category: str = "",
+        signal: SignalType | None = None,
+    ) -> None:
+        """Annotate the current bar (lands in marks.parquet)."""
+        self._engine.record_mark(
+            title=title,
+            message=message,
+            color=color,
+            shape=shape,
+            level=level,
+            category=category,
+            signal=signal,
+        )
+
+    def log(self, message: str, *, level: LogLevel = LogLevel.INFO, **fields: object) -> None:
+        """Log a line at the current bar (lands in logs.parquet)."""
+        self._engine.record_log(message, level=level, fields=fields)
+
+    @property
+    def now(self) -> datetime:
+        """Time of the current bar."""
+        if self.current_bar is not None:
+            return self.current_bar.time
+        return self._engine.clock.now()

@@ -1,0 +1,915 @@
+"""The trading engine: the per-bar loop, day rollover, order routing and run state.
+
+Per bar, in this order (DESIGN.md): validate -> trading-date check (roll every writer on a new
+date) -> persist the bar -> on_market_data -> broker reacts to the bar (resting orders) ->
+strategy -> orders and fills recorded (on_order_placed / on_order_filled) -> stats
+(stats.yaml, on_stats_update).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from argo_engine.clock import Clock
+from argo_engine.domain.calendar import trading_date
+from argo_engine.domain.enums import (
+    EngineStatus,
+    LogLevel,
+    MarkShape,
+    OrderStatus,
+    OrderType,
+    PositionType,
+    Side,
+    SignalType,
+)
+from argo_engine.domain.ledger import PnlMethod
+from argo_engine.domain.market import Bar
+from argo_engine.domain.orders import Fill, Order, OrderIntent
+from argo_engine.domain.records import LogEntry, Mark
+from argo_engine.engine.callbacks import EngineCallbacks, SessionInfo
+from argo_engine.engine.context import EngineContext
+from argo_engine.engine.stats import StatsTracker, StrategyInfo
+from argo_engine.engine.validation import validate_bar
+from argo_engine.errors import (
+    ArgoError,
+    DataError,
+    RecoveryError,
+    StrategyError,
+    TerminalError,
+    TransientError,
+)
+from argo_engine.persistence.files import atomic_write_bytes, move_aside
+from argo_engine.persistence.runs import RunInfo, open_run_folder
+from argo_engine.persistence.schema import JOURNAL_DIR, STATS_FILE
+from argo_engine.persistence.stats_yaml import write_stats_yaml
+from argo_engine.persistence.writers import RunWriters
+from argo_engine.ports import Broker, MarketDataFeed, OrderUpdate
+from argo_engine.settings import ArgoSettings
+from argo_engine.strategies.base import Strategy
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "engine-state.json"
+STATE_VERSION = 1
+
+StreamEnd = Literal["feed_exhausted", "day_end", "stopped"]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamResult:
+    """Summary of one call to :meth:`TradingEngine.run`.
+
+    Attributes:
+        ended: Why streaming ended.
+        bars: Bars accepted.
+        rejected_bars: Bars rejected as bad data.
+        skipped_bars: Bars skipped because they were already stored (resume).
+        orders: Orders placed.
+        fills: Fills recorded.
+        days: Trading dates touched, in order.
+        next_date: Trading date of the bar that ended a ``day_end`` stream.
+        last_bar_time: Time of the last accepted bar.
+    """
+
+    ended: StreamEnd
+    bars: int
+    rejected_bars: int
+    skipped_bars: int
+    orders: int
+    fills: int
+    days: tuple[date, ...]
+    next_date: date | None
+    last_bar_time: datetime | None
+
+
+class TradingEngine:
+    """One engine start (one ``run_N``) of a session, possibly spanning several dates.
+
+    Args:
+        settings: Validated settings.
+        session_id: Logical session id.
+        run_number: N of ``run_N`` allocated for this start.
+        feed: Market-data feed.
+        broker: Broker (paper or venue).
+        strategy: Initialized strategy.
+        clock: Injected clock.
+        callbacks: Optional callbacks.
+        session_start: When the session started (kept across days and restarts).
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: ArgoSettings,
+        session_id: str,
+        run_number: int,
+        feed: MarketDataFeed,
+        broker: Broker,
+        strategy: Strategy,
+        clock: Clock,
+        callbacks: EngineCallbacks | None = None,
+        session_start: datetime | None = None,
+    ) -> None:
+        self.settings = settings
+        self.session_id = session_id
+        self.run_number = run_number
+        self.feed = feed
+        self.broker = broker
+        self.strategy = strategy
+        self.clock = clock
+        self.callbacks = callbacks or EngineCallbacks()
+        self.session_start = session_start or clock.now()
+        self.data_output = Path(settings.session.data_output)
+        self.symbols = tuple(settings.session.symbols)
+        self._symbol_set = frozenset(self.symbols)
+        self._tz = ZoneInfo(settings.session.timezone)
+        self._day_start: time | None = settings.session.day_start
+        self.context = EngineContext(self, settings.persistence.history_bars)
+        self._pnl_method = PnlMethod(settings.session.pnl_method)
+        self.stats: StatsTracker | None = None
+        self.writers: RunWriters | None = None
+        self.day: date | None = None
+        self.folder: Path | None = None
+        self.run_id_on_day = f"run_{run_number}"
+        self._day_lo = datetime.max.replace(tzinfo=UTC)
+        self._day_hi = datetime.min.replace(tzinfo=UTC)
+        self._last_time: dict[str, datetime] = {}
+        self._last_bar: dict[str, Bar] = {}
+        self._open: dict[str, Order] = {}
+        self._order_seq = 0
+        self._day_trade_ids: set[str] = set()
+        self._stats_dirty = True
+        self._next_stats_at = 0.0
+        self._started = False
+        self._stopped = False
+        self._counts = {"bars": 0, "rejected": 0, "skipped": 0, "orders": 0, "fills": 0}
+
+    # -- day lifecycle -------------------------------------------------------------------------
+
+    @property
+    def strategy_info(self) -> StrategyInfo:
+        """Identity of the running strategy for stats.yaml."""
+        cls = type(self.strategy)
+        return StrategyInfo(
+            id=getattr(cls, "strategy_id", cls.__qualname__),
+            version=getattr(cls, "version", "0"),
+            name=getattr(cls, "name", cls.__name__),
+        )
+
+    def day_bounds(self, day: date) -> tuple[datetime, datetime]:
+        """UTC [start, end) of a trading date in the configured zone and day start."""
+        return trading_day_bounds(day, self._tz, self._day_start)
+
+    def open_day(self, day: date, state: Mapping[str, Any] | None = None) -> Path:
+        """Open (or reopen, on retry) the run folder of ``day`` and restore state into the engine.
+
+        Args:
+            day: Trading date.
+            state: Engine state to restore (from :meth:`save_state` of this or an earlier
+                folder); the folder's own saved state wins when present (a retry).
+
+        Returns:
+            The run folder.
+        """
+        info = RunInfo(
+            session_id=self.session_id,
+            run_id=f"run_{self.run_number}",
+            run_number=self.run_number,
+            date=day,
+            strategy=self.strategy_info.name,
+            symbols=self.symbols,
+            interval=self.settings.session.interval,
+            start_time=self.session_start,
+        )
+        number, folder = open_run_folder(self.data_output, day, self.run_number, info)
+        self.run_id_on_day = f"run_{number}"
+        self.writers = RunWriters(
+            folder,
+            clock=self.clock,
+            flush_interval_s=self.settings.persistence.flush_interval_s,
+            max_write_share=self.settings.persistence.max_write_share,
+        )
+        self.folder = folder
+        self.day = day
+        self._day_lo, self._day_hi = self.day_bounds(day)
+        try:
+            own = load_state(folder)
+        except RecoveryError:
+            moved = move_aside(folder / JOURNAL_DIR / STATE_FILE, self.clock.now())
+            self.writers.corrupt_files.append(moved)
+            own = None
+        chosen = own if own is not None else state
+        if chosen is not None:
+            self.restore_state(chosen, day)
+        elif self.stats is None:
+            self.stats = self._new_stats(day)
+        elif self.stats.trading_date != day:
+            self.stats.roll_day(day)
+        self._day_trade_ids = set(own.get("day_trade_ids", [])) if own is not None else set()
+        self._reconcile_with_files()
+        for path in self.writers.corrupt_files:
+            self.record_log(
+                f"unreadable file moved aside: {path.name}",
+                level=LogLevel.ERROR,
+                fields={"path": str(path)},
+            )
+        self._stats_dirty = True
+        self.write_stats()
+        return folder
+
+    def _reconcile_with_files(self) -> None:
+        """Bring the restored state up to what the folder's journal and files hold.
+
+        After a crash the saved state can lag the files: fills written after the last state save
+        are applied again (stats, and the paper broker's books), orders whose outcome the broker
+        never confirmed are resolved, and the stream resumes after the last stored bar. Nothing
+        is sent to a broker twice.
+        """
+        writers, stats, _ = self._require_day()
+        fills = [_fill_from_row(r) for r in writers.read_table("trades")]
+        fills.sort(key=lambda f: (f.executed_at, f.trade_id))
+        filled_qty: dict[str, float] = {}
+        replay = getattr(self.broker, "replay_fill", None)
+        for fill in fills:
+            filled_qty[fill.order_id] = filled_qty.get(fill.order_id, 0.0) + fill.executed_qty
+            if fill.trade_id in self._day_trade_ids:
+                continue
+            stats.record_fill(fill)
+            if replay is not None:
+                replay(fill)
+            self._day_trade_ids.add(fill.trade_id)
+            log.warning("recovered fill %s from the journal", fill.trade_id)
+        open_at_broker = {o.order_id for o in self.broker.open_orders()}
+        for row in writers.read_table("orders"):
+            order = _order_from_row(row)
+            self._order_seq = max(self._order_seq, _order_seq_of(order.order_id, self.run_number))
+            if order.status is not OrderStatus.PENDING:
+                self._open.pop(order.order_id, None)
+                continue
+            done = filled_qty.get(order.order_id, 0.0)
+            if done >= order.quantity * (1 - 1e-9):
+                resolved = replace(order, status=OrderStatus.FILLED)
+            elif order.order_id in open_at_broker:
+                self._open[order.order_id] = order
+                continue
+            else:
+                resolved = replace(
+                    order,
+                    status=OrderStatus.FAILED,
+                    reason="lost_on_restart",
+                    message="the engine stopped before the broker confirmed this order; "
+                    "it was not sent again",
+                )
+            writers.append_order(resolved)
+            self._open.pop(order.order_id, None)
+        for latest in writers.query(
+            "SELECT symbol, time, open, high, low, close, volume FROM market_data "
+            "QUALIFY row_number() OVER (PARTITION BY symbol ORDER BY time DESC) = 1"
+        ):
+            symbol, t, o, h, lo, c, v = latest
+            assert isinstance(t, datetime)
+            bar = Bar(
+                str(symbol), t.replace(tzinfo=UTC), *(float(str(x)) for x in (o, h, lo, c, v))
+            )
+            last = self._last_time.get(bar.symbol)
+            if last is None or bar.time > last:
+                self._last_time[bar.symbol] = bar.time
+                self._last_bar[bar.symbol] = bar
+                stats.on_bar(bar)
+
+    def _new_stats(self, day: date) -> StatsTracker:
+        return StatsTracker(
+            session_id=self.session_id,
+            run_id=f"run_{self.run_number}",
+            symbols=list(self.symbols),
+            initial_capital=self.settings.session.initial_capital,
+            pnl_method=self._pnl_method,
+            session_start=self.session_start,
+            strategy=self.strategy_info,
+            trading_date=day,
+        )
+
+    def close_day(self) -> dict[str, Any]:
+        """Finalize the current day: flush every file, final stats.yaml, on_day_closed.
+
+        Returns:
+            The closing day's final daily stats block.
+        """
+        writers, stats, day = self._require_day()
+        self.save_state()
+        self._stats_dirty = True
+        self.write_stats()
+        writers.finalize()
+        daily = stats.daily_block()
+        self._fire("on_day_closed", day, daily)
+        return daily
+
+    def _roll(self, new_day: date) -> None:
+        writers, _, _ = self._require_day()
+        self.close_day()
+        writers.close()
+        self.writers = None
+        assert self.stats is not None
+        self.stats.roll_day(new_day)
+        self.open_day(new_day)
+
+    def _require_day(self) -> tuple[RunWriters, StatsTracker, date]:
+        if self.writers is None or self.stats is None or self.day is None:
+            raise RuntimeError("no trading date is open; call open_day() first")
+        return self.writers, self.stats, self.day
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def save_state(self) -> None:
+        """Write the engine state (broker, stats, strategy cache, cursors) into the run folder."""
+        if self.folder is None or self.stats is None:
+            return
+        state = {
+            "version": STATE_VERSION,
+            "session_id": self.session_id,
+            "run_number": self.run_number,
+            "date": self.day.isoformat() if self.day else None,
+            "session_start": self.session_start.isoformat(),
+            "saved_at": self.clock.now().isoformat(),
+            "order_seq": self._order_seq,
+            "last_time": {s: t.isoformat() for s, t in self._last_time.items()},
+            "last_bar": {
+                s: [b.time.isoformat(), b.open, b.high, b.low, b.close, b.volume]
+                for s, b in self._last_bar.items()
+            },
+            "open_orders": [_order_to_json(o) for o in self._open.values()],
+            "broker": self.broker.save_state(),
+            "stats": self.stats.to_state(),
+            "cache": self.context.cache,
+            "day_trade_ids": sorted(self._day_trade_ids),
+        }
+        journal = self.folder / JOURNAL_DIR
+        journal.mkdir(exist_ok=True)
+        try:
+            data = orjson.dumps(state, default=_json_default)
+        except TypeError as exc:
+            raise StrategyError(f"strategy cache is not JSON-serializable: {exc}") from exc
+        atomic_write_bytes(journal / STATE_FILE, data)
+
+    def restore_state(self, state: Mapping[str, Any], day: date) -> None:
+        """Restore a saved engine state; the stats roll to ``day`` if the state is older."""
+        self._order_seq = int(state.get("order_seq", 0))
+        self.session_start = datetime.fromisoformat(state["session_start"])
+        self._last_time = {s: datetime.fromisoformat(t) for s, t in state["last_time"].items()}
+        self._last_bar = {
+            s: Bar(s, datetime.fromisoformat(v[0]), v[1], v[2], v[3], v[4], v[5])
+            for s, v in state.get("last_bar", {}).items()
+        }
+        self._open = {o["order_id"]: _order_from_json(o) for o in state.get("open_orders", [])}
+        self.broker.restore_state(state["broker"])
+        saved_day = (
+            date.fromisoformat(state["stats"]["trading_date"])
+            if state.get("stats", {}).get("trading_date")
+            else None
+        )
+        self.stats = StatsTracker.from_state(
+            state["stats"],
+            session_id=self.session_id,
+            run_id=f"run_{self.run_number}",
+            symbols=list(self.symbols),
+            initial_capital=self.settings.session.initial_capital,
+            pnl_method=self._pnl_method,
+            session_start=self.session_start,
+            strategy=self.strategy_info,
+            trading_date=saved_day or day,
+        )
+        if self.stats.trading_date != day:
+            self.stats.roll_day(day)
+        self.context.replace_cache(dict(state.get("cache", {})))
+
+    # -- streaming -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Fire on_engine_start (fatal on error). Called once, before the first bar."""
+        if self._started:
+            return
+        self._started = True
+        writers, _, _ = self._require_day()
+        del writers
+        info = SessionInfo(
+            session_id=self.session_id,
+            run_id=f"run_{self.run_number}",
+            run_number=self.run_number,
+            symbols=self.symbols,
+            interval=self.settings.session.interval,
+            strategy=self.strategy_info.name,
+            data_output=str(self.data_output),
+            run_folder=str(self.folder),
+        )
+        self._fire("on_engine_start", info, fatal=True)
+
+    def run(
+        self,
+        stop: threading.Event | None = None,
+        *,
+        stop_at_day_end: bool = False,
+        resume_after: Mapping[str, datetime] | None = None,
+    ) -> StreamResult:
+        """Stream bars from the feed until it ends, ``stop`` is set, or (optionally) the day ends.
+
+        Args:
+            stop: Set it to stop gracefully; everything is flushed before returning.
+            stop_at_day_end: Return at the first bar of a later trading date without consuming
+                it (the Prefect trading-day flow); otherwise roll into the new date and go on.
+            resume_after: Per symbol, bars at or before this time are already stored and are
+                skipped silently (resuming a stream).
+
+        Returns:
+            What happened.
+
+        Raises:
+            TerminalError: On errors that must stop the session (persistence, auth, callbacks
+                whose errors are fatal).
+        """
+        stop = stop or threading.Event()
+        self._require_day()
+        self.start()
+        self._fire("on_status_update", EngineStatus.RUNNING)
+        counts_before = dict(self._counts)
+        days: list[date] = [self.day] if self.day else []
+        ended: StreamEnd = "feed_exhausted"
+        next_date: date | None = None
+        skip = dict(resume_after or {})
+        for key, value in self._last_time.items():
+            if key not in skip or skip[key] < value:
+                skip[key] = value
+        try:
+            for bar in self.feed.stream(stop):
+                if stop.is_set():
+                    ended = "stopped"
+                    break
+                last = skip.get(bar.symbol)
+                if last is not None and bar.time <= last and bar.symbol in self._symbol_set:
+                    # Already stored by an earlier run or day of this session: not new data.
+                    self._counts["skipped"] += 1
+                    continue
+                outcome = self.process_bar(bar, stop_at_day_end=stop_at_day_end)
+                if outcome is not None:
+                    ended = "day_end"
+                    next_date = outcome
+                    break
+                if self.day is not None and (not days or days[-1] != self.day):
+                    days.append(self.day)
+            else:
+                if stop.is_set():
+                    ended = "stopped"
+        except BaseException as exc:
+            self._fire("on_error", exc)
+            self.flush()
+            raise
+        self.flush()
+        return StreamResult(
+            ended=ended,
+            bars=self._counts["bars"] - counts_before["bars"],
+            rejected_bars=self._counts["rejected"] - counts_before["rejected"],
+            skipped_bars=self._counts["skipped"] - counts_before["skipped"],
+            orders=self._counts["orders"] - counts_before["orders"],
+            fills=self._counts["fills"] - counts_before["fills"],
+            days=tuple(days),
+            next_date=next_date,
+            last_bar_time=max(self._last_time.values()) if self._last_time else None,
+        )
+
+    def process_bar(self, bar: Bar, *, stop_at_day_end: bool = False) -> date | None:
+        """Run one bar through the engine.
+
+        Returns:
+            The bar's trading date when it belongs to a later date and ``stop_at_day_end`` is
+            set (the bar is not consumed); otherwise None.
+        """
+        writers, stats, day = self._require_day()
+        problem = validate_bar(bar, self._symbol_set)
+        if problem is None:
+            last = self._last_time.get(bar.symbol)
+            if last is not None and bar.time <= last:
+                kind = "duplicate" if bar.time == last else "out-of-order"
+                problem = DataError(
+                    f"{kind} {bar.symbol} bar at {bar.time.isoformat()} "
+                    f"(last accepted {last.isoformat()})",
+                    symbol=bar.symbol,
+                )
+        if problem is not None:
+            self._reject(bar, problem)
+            return None
+        if not (self._day_lo <= bar.time < self._day_hi):
+            bar_day = trading_date(bar.time, self._tz, self._day_start)
+            if bar_day > day:
+                if stop_at_day_end:
+                    return bar_day
+                self._roll(bar_day)
+                writers, stats, day = self._require_day()
+            else:
+                self.record_log(
+                    f"late {bar.symbol} bar of {bar_day.isoformat()} written to {day.isoformat()}",
+                    level=LogLevel.WARNING,
+                    fields={"bar_time": bar.time.isoformat()},
+                    bar=bar,
+                )
+        self._last_time[bar.symbol] = bar.time
+        self._last_bar[bar.symbol] = bar
+        self._counts["bars"] += 1
+        writers.append_bar(bar)
+        self.context.current_bar = bar
+        self._fire("on_market_data", self.run_id_on_day, bar, fatal=True)
+        fills_before = self._counts["fills"]
+        updates = self.broker.on_bar(bar)
+        if updates:
+            self._apply(updates)
+        stats.on_bar(bar)
+        self.context.remember(bar)
+        try:
+            self.strategy.on_bar(bar, self.context)
+        except (TerminalError, TransientError):
+            raise
+        except Exception as exc:  # user code: isolate, record, go on with the next bar
+            err = StrategyError(
+                f"strategy {self.strategy_info.name} raised on {bar.symbol} "
+                f"bar at {bar.time.isoformat()}: {exc!r}"
+            )
+            err.__cause__ = exc
+            self.record_log(str(err), level=LogLevel.ERROR, fields={"error": repr(exc)}, bar=bar)
+            self._fire("on_strategy_error", bar, err)
+        if self._counts["fills"] != fills_before:
+            self._stats_dirty = True
+            self.save_state()
+            self.write_stats()
+        elif self.clock.monotonic() >= self._next_stats_at:
+            self._stats_dirty = True
+            self.write_stats()
+            self.save_state()
+        if self.callbacks.on_stats_update is not None:
+            self._fire("on_stats_update", self._stats_document())
+        writers.maybe_flush()
+        return None
+
+    def _reject(self, bar: Bar, problem: DataError) -> None:
+        self._counts["rejected"] += 1
+        self.record_log(
+            f"rejected bar: {problem.message}",
+            level=LogLevel.ERROR,
+            fields={"error": "DataError", "symbol": bar.symbol},
+            bar=bar,
+        )
+        self._fire("on_error", problem)
+
+    # -- orders --------------------------------------------------------------------------------
+
+    def _next_order_id(self) -> str:
+        self._order_seq += 1
+        return f"{self.session_id[:12]}-r{self.run_number}-{self._order_seq:06d}"
+
+    def place_order(self, intent: OrderIntent) -> Order:
+        """Record a strategy's order intent durably, then submit it to the broker.
+
+        Raises:
+            StrategyError: If ``intent`` is not an OrderIntent.
+        """
+        writers, _, _ = self._require_day()
+        if not isinstance(intent, OrderIntent):
+            raise StrategyError(f"place_order expects an OrderIntent, got {type(intent).__name__}")
+        bar = self._last_bar.get(intent.symbol)
+        now = self.context.now
+        ref_price = intent.price if intent.price is not None else (bar.close if bar else math.nan)
+        order = Order(
+            order_id=self._next_order_id(),
+            symbol=intent.symbol,
+            side=Side(intent.side),
+            order_type=OrderType(intent.order_type),
+            quantity=float(intent.quantity),
+            price=float(ref_price),
+            timestamp=now,
+            status=OrderStatus.PENDING,
+            strategy_name=self.strategy_info.name,
+            position_type=PositionType(intent.position_type),
+            reason=intent.reason,
+            message=intent.message,
+        )
+        self._counts["orders"] += 1
+        if intent.symbol not in self._symbol_set:
+            order = replace(
+                order,
+                status=OrderStatus.REJECTED,
+                reason="invalid_symbol",
+                message=f"symbol {intent.symbol!r} is not traded in this session",
+            )
+            writers.append_order(order)
+            self._fire("on_order_placed", order)
+            return order
+        # The intent is durable before the broker hears of it (no order at the venue without
+        # a row on disk).
+        writers.append_order(order)
+        self._fire("on_order_placed", order)
+        try:
+            updates = self.broker.submit(order, bar)
+        except TransientError as exc:
+            failed = replace(
+                order, status=OrderStatus.FAILED, reason="broker_unavailable", message=str(exc)
+            )
+            writers.append_order(failed)
+            self._fire("on_error", exc)
+            return failed
+        latest = order
+        if updates:
+            self._apply(updates)
+            for update in updates:
+                if update.order.order_id == order.order_id:
+                    latest = update.order
+        if latest.status is OrderStatus.PENDING:
+            self._open[latest.order_id] = latest
+        return latest
+
+    def cancel_order(self, order_id: str) -> bool:
+        """Cancel an open order; False when unknown or already final."""
+        if order_id not in self._open:
+            return False
+        updates = self.broker.cancel(order_id)
+        self._apply(updates)
+        return order_id not in self._open
+
+    def open_orders(self, symbol: str | None = None) -> list[Order]:
+        """Open (PENDING) orders, optionally of one symbol."""
+        return [o for o in self._open.values() if symbol is None or o.symbol == symbol]
+
+    def _apply(self, updates: Sequence[OrderUpdate]) -> None:
+        writers, stats, _ = self._require_day()
+        for update in updates:
+            order = update.order
+            for fill in update.fills:
+                booked = stats.record_fill(fill)
+                writers.append_fill(booked)
+                self._day_trade_ids.add(booked.trade_id)
+                self._counts["fills"] += 1
+                self._fire("on_order_filled", booked)
+            previous = self._open.get(order.order_id)
+            if previous is None or previous.status is not order.status:
+                writers.append_order(order)
+            if order.status is OrderStatus.PENDING:
+                self._open[order.order_id] = order
+            else:
+                self._open.pop(order.order_id, None)
+
+    # -- marks and logs ------------------------------------------------------------------------
+
+    def record_mark(
+        self,
+        *,
+        title: str,
+        message: str,
+        color: str,
+        shape: MarkShape,
+        level: LogLevel,
+        category: str,
+        signal: SignalType | None,
+    ) -> None:
+        """Write a mark for the current bar."""
+        writers, _, _ = self._require_day()
+        bar = self.context.current_bar
+        writers.append_mark(
+            Mark(
+                id=writers.next_id("marks"),
+                market_data_id="" if bar is None else f"{bar.symbol}@{bar.time.isoformat()}",
+                signal_type=None if signal is None else str(signal),
+                signal_name=None if signal is None else str(signal),
+                signal_time=None if signal is None or bar is None else bar.time,
+                signal_symbol=None if signal is None or bar is None else bar.symbol,
+                color=color,
+                shape=MarkShape(shape),
+                level=LogLevel(level),
+                title=title,
+                message=message,
+                category=category,
+            )
+        )
+
+    def record_log(
+        self,
+        message: str,
+        *,
+        level: LogLevel = LogLevel.INFO,
+        fields: Mapping[str, object] | None = None,
+        bar: Bar | None = None,
+    ) -> None:
+        """Write a log entry stamped with the bar time (current bar unless given)."""
+        writers = self.writers
+        bar = bar or self.context.current_bar
+        getattr(log, "warning" if level is LogLevel.WARNING else str(level), log.info)(
+            "%s", message
+        )
+        if writers is None:
+            return
+        ts = bar.time if bar is not None else self.clock.now()
+        writers.append_log(
+            LogEntry(
+                id=writers.next_id("logs"),
+                timestamp=ts,
+                symbol=bar.symbol if bar is not None else "",
+                level=LogLevel(level),
+                message=message,
+                fields={str(k): str(v) for k, v in (fields or {}).items()},
+            )
+        )
+
+    # -- stats, flush, stop --------------------------------------------------------------------
+
+    def _stats_document(self) -> dict[str, Any]:
+        _, stats, _ = self._require_day()
+        assert self.folder is not None
+        doc = stats.document(now=self.clock.now(), run_folder=self.folder)
+        doc["id"] = self.run_id_on_day
+        if self.run_id_on_day != f"run_{self.run_number}":
+            # DESIGN.md: a run_N taken by another session on a later date is recorded here.
+            doc["session_run_id"] = f"run_{self.run_number}"
+        return doc
+
+    def write_stats(self) -> None:
+        """Write stats.yaml now (atomically) if anything changed since the last write."""
+        if not self._stats_dirty or self.folder is None or self.stats is None:
+            return
+        write_stats_yaml(self.folder / STATS_FILE, self._stats_document())
+        self._stats_dirty = False
+        self._next_stats_at = self.clock.monotonic() + self.settings.persistence.flush_interval_s
+
+    def flush(self) -> None:
+        """Make everything durable and visible: parquet files, stats.yaml, engine state."""
+        if self.writers is None:
+            return
+        self.writers.flush()
+        self.save_state()
+        self._stats_dirty = True
+        self.write_stats()
+
+    def stop(self, error: BaseException | None = None) -> None:
+        """Stop: flush, final stats.yaml, status ``stopped``, on_engine_stop. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        try:
+            self.flush()
+            if self.writers is not None:
+                # A stopped run leaves no pending journal behind: parquet files hold everything.
+                self.writers.finalize()
+                self.writers.close()
+        finally:
+            self._fire("on_status_update", EngineStatus.STOPPED)
+            self._fire("on_engine_stop", error)
+
+    def query(self, sql: str, params: list[object] | None = None) -> list[tuple[object, ...]]:
+        """Read-only SQL over the current day's tables."""
+        writers, _, _ = self._require_day()
+        return writers.query(sql, params)
+
+    # -- callbacks -----------------------------------------------------------------------------
+
+    def _fire(self, name: str, *args: Any, fatal: bool = False) -> None:
+        callback = getattr(self.callbacks, name)
+        if callback is None:
+            return
+        try:
+            callback(*args)
+        except Exception as exc:
+            if fatal:
+                raise TerminalError(f"callback {name} failed: {exc!r}", callback=name) from exc
+            log.exception("callback %s failed", name)
+            if name != "on_error" and self.callbacks.on_error is not None:
+                try:
+                    self.callbacks.on_error(exc)
+                except Exception:
+                    log.exception("callback on_error failed")
+
+
+def trading_day_bounds(
+    day: date, tz: ZoneInfo, day_start: time | None
+) -> tuple[datetime, datetime]:
+    """UTC [start, end) of a trading date (inverse of ``trading_date``).
+
+    With a day start (e.g. 17:00), date D runs from D-1 17:00 to D 17:00 local time.
+    """
+    start_t = day_start or time(0, 0)
+    first = day - timedelta(days=1) if day_start is not None else day
+    lo = datetime.combine(first, start_t, tzinfo=tz).astimezone(UTC)
+    hi = datetime.combine(first + timedelta(days=1), start_t, tzinfo=tz).astimezone(UTC)
+    return lo, hi
+
+
+def load_state(folder: Path) -> dict[str, Any] | None:
+    """Read the engine state saved in a run folder, or None when there is none.
+
+    Raises:
+        RecoveryError: When the file exists but cannot be parsed.
+    """
+    path = folder / JOURNAL_DIR / STATE_FILE
+    if not path.exists():
+        return None
+    try:
+        data = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise RecoveryError(f"engine state {path} is unreadable: {exc}", path=str(path)) from exc
+    if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+        raise RecoveryError(f"engine state {path} has an unknown format", path=str(path))
+    return data
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON-serializable")
+
+
+def _order_to_json(order: Order) -> dict[str, Any]:
+    return {
+        "order_id": order.order_id,
+        "symbol": order.symbol,
+        "side": str(order.side),
+        "order_type": str(order.order_type),
+        "quantity": order.quantity,
+        "price": order.price,
+        "timestamp": order.timestamp.isoformat(),
+        "status": str(order.status),
+        "strategy_name": order.strategy_name,
+        "position_type": str(order.position_type),
+        "reason": order.reason,
+        "message": order.message,
+    }
+
+
+def _order_seq_of(order_id: str, run_number: int) -> int:
+    head, _, tail = order_id.rpartition("-")
+    if head.endswith(f"-r{run_number}") and tail.isdigit():
+        return int(tail)
+    return 0
+
+
+def _utc(value: object) -> datetime:
+    assert isinstance(value, datetime)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _fill_from_row(row: Mapping[str, Any]) -> Fill:
+    return Fill(
+        trade_id=str(row["trade_id"]),
+        order_id=str(row["order_id"]),
+        symbol=str(row["symbol"]),
+        side=Side(row["side"]),
+        quantity=float(row["quantity"]),
+        price=float(row["price"]),
+        timestamp=_utc(row["timestamp"]),
+        executed_at=_utc(row["executed_at"]),
+        executed_qty=float(row["executed_qty"]),
+        executed_price=float(row["executed_price"]),
+        commission=float(row["commission"]),
+        position_type=PositionType(row["position_type"]),
+        pnl=float(row["pnl"]),
+        commission_asset=str(row.get("commission_asset") or ""),
+    )
+
+
+def _order_from_row(row: Mapping[str, Any]) -> Order:
+    return Order(
+        order_id=str(row["order_id"]),
+        symbol=str(row["symbol"]),
+        side=Side(row["side"]),
+        order_type=OrderType(row["order_type"]),
+        quantity=float(row["quantity"]),
+        price=float(row["price"]),
+        timestamp=_utc(row["timestamp"]),
+        status=OrderStatus(row["status"]),
+        strategy_name=str(row["strategy_name"]),
+        position_type=PositionType(row["position_type"]),
+        reason=str(row.get("reason") or ""),
+        message=str(row.get("message") or ""),
+    )
+
+
+def _order_from_json(data: Mapping[str, Any]) -> Order:
+    return Order(
+        order_id=data["order_id"],
+        symbol=data["symbol"],
+        side=Side(data["side"]),
+        order_type=OrderType(data["order_type"]),
+        quantity=float(data["quantity"]),
+        price=float(data["price"]),
+        timestamp=datetime.fromisoformat(data["timestamp"]),
+        status=OrderStatus(data["status"]),
+        strategy_name=data["strategy_name"],
+        position_type=PositionType(data["position_type"]),
+        reason=data.get("reason", ""),
+        message=data.get("message", ""),
+    )
+
+
+__all__ = ["ArgoError", "StreamResult", "TradingEngine", "load_state"]

@@ -1,0 +1,133 @@
+"""Replay feed: bars from a parquet file with the market_data columns, streamed in batches."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import duckdb
+
+from argo_engine.clock import Clock, LiveClock
+from argo_engine.domain.intervals import parse_interval
+from argo_engine.domain.market import Bar
+from argo_engine.errors import ConfigurationError
+
+REQUIRED = ("time", "symbol", "open", "high", "low", "close", "volume")
+_BATCH = 50_000
+
+
+class ReplayFeed:
+    """Replays a market_data-shaped parquet file in (time, symbol) order.
+
+    Rows pass through as they are, bad ones included: the engine validates and rejects them.
+
+    Args:
+        path: Parquet file (or glob) with columns time, symbol, open, high, low, close, volume.
+        symbols: Keep only these symbols (all when None).
+        start: Keep bars at or after this time.
+        end: Keep bars before this time.
+        pace: ``fast`` or ``realtime`` (wait the gap between distinct bar times).
+        interval: Used for pacing when given (one interval per distinct time).
+        clock: Clock for pacing.
+
+    Raises:
+        ConfigurationError: If the file is missing, unreadable or lacks columns.
+    """
+
+    def __init__(
+        self,
+        *,
+        path: Path,
+        symbols: Sequence[str] | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        pace: Literal["fast", "realtime"] = "fast",
+        interval: str | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise ConfigurationError(f"replay file {self.path} does not exist", field="replay_file")
+        self.symbols = list(symbols) if symbols else None
+        self.start = start
+        self.end = end
+        self.pace = pace
+        self.step_s = parse_interval(interval).total_seconds() if interval else None
+        self.clock = clock or LiveClock()
+        con = duckdb.connect()
+        try:
+            cols = [r[0] for r in con.execute(
+                "DESCRIBE SELECT * FROM read_parquet(?)", [str(self.path)]
+            ).fetchall()]  # fmt: skip
+        except duckdb.Error as exc:
+            raise ConfigurationError(
+                f"replay file {self.path} is not readable parquet: {exc}", field="replay_file"
+            ) from exc
+        finally:
+            con.close()
+        missing = [c for c in REQUIRED if c not in cols]
+        if missing:
+            raise ConfigurationError(
+                f"replay file {self.path} lacks column(s) {', '.join(missing)}",
+                field="replay_file",
+            )
+
+    def _query(self, symbol: str | None = None) -> tuple[str, list[object]]:
+        where = []
+        params: list[object] = [str(self.path)]
+        symbols = [symbol] if symbol else self.symbols
+        if symbols:
+            where.append("symbol IN (SELECT unnest(?))")
+            params.append(symbols)
+        if self.start is not None:
+            where.append("time >= ?")
+            params.append(self.start.astimezone(UTC).replace(tzinfo=None))
+        if self.end is not None:
+            where.append("time < ?")
+            params.append(self.end.astimezone(UTC).replace(tzinfo=None))
+        sql = (
+            "SELECT CAST(time AS TIMESTAMP) AS time, symbol, open, high, low, close, volume "
+            "FROM read_parquet(?)"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY time, symbol"
+        )
+        return sql, params
+
+    def _rows(self, sql: str, params: list[object]) -> Iterator[Bar]:
+        con = duckdb.connect()
+        try:
+            cur = con.execute(sql, params)
+            while True:
+                chunk = cur.fetchmany(_BATCH)
+                if not chunk:
+                    return
+                for t, s, o, h, lo, c, v in chunk:
+                    yield Bar(s, t.replace(tzinfo=UTC), o, h, lo, c, v)
+        finally:
+            con.close()
+
+    def stream(self, stop: threading.Event) -> Iterator[Bar]:
+        """Yield the file's bars in time order."""
+        sql, params = self._query()
+        realtime = self.pace == "realtime"
+        previous: datetime | None = None
+        for bar in self._rows(sql, params):
+            if stop.is_set():
+                return
+            if realtime and previous is not None and bar.time != previous:
+                gap = self.step_s or (bar.time - previous).total_seconds()
+                if self.clock.wait(gap, stop):
+                    return
+            previous = bar.time
+            yield bar
+
+    def history(self, symbol: str, start: datetime, end: datetime) -> list[Bar]:
+        """Bars of ``symbol`` within [start, end)."""
+        sql, params = self._query(symbol)
+        return [b for b in self._rows(sql, params) if start <= b.time < end]
+
+    def close(self) -> None:
+        """Nothing to release."""

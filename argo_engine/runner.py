@@ -1,0 +1,110 @@
+"""Run a session from the CLI with a live one-line status and a final summary."""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from dataclasses import asdict
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+from argo_engine.clock import LiveClock
+from argo_engine.domain.market import Bar
+from argo_engine.domain.orders import Fill, Order
+from argo_engine.engine.callbacks import EngineCallbacks
+from argo_engine.options import RunOptions
+from argo_engine.settings import ArgoSettings
+
+
+class StatusLine:
+    """Counts bars, orders and fills and renders them as one line."""
+
+    def __init__(self) -> None:
+        self.bars = 0
+        self.orders = 0
+        self.fills = 0
+        self.realized = 0.0
+        self.last: Bar | None = None
+
+    def callbacks(self) -> EngineCallbacks:
+        """Callbacks that keep the counters current."""
+
+        def on_bar(run_id: str, bar: Bar) -> None:
+            self.bars += 1
+            self.last = bar
+
+        def on_order(order: Order) -> None:
+            self.orders += 1
+
+        def on_fill(fill: Fill) -> None:
+            self.fills += 1
+            self.realized += fill.pnl
+
+        return EngineCallbacks(
+            on_market_data=on_bar, on_order_placed=on_order, on_order_filled=on_fill
+        )
+
+    def render(self) -> Text:
+        """The status line."""
+        when = self.last.time.strftime("%Y-%m-%d %H:%M") if self.last else "-"
+        return Text(
+            f"bars {self.bars:>8}  orders {self.orders:>6}  fills {self.fills:>6}  "
+            f"realized PnL {self.realized:>12.4f}  at {when}"
+        )
+
+
+def run_with_status(
+    options: RunOptions, settings: ArgoSettings, console: Console, *, use_prefect: bool = True
+) -> list[dict[str, Any]]:
+    """Run a session with a live status line; print where the output is and a summary.
+
+    Args:
+        options: Run options as given on the command line.
+        settings: The validated settings they produce.
+        console: Where to print.
+        use_prefect: Run the ``trading-session`` flow (ephemeral Prefect API when
+            PREFECT_API_URL is unset) instead of the in-process session loop.
+
+    Returns:
+        One summary dict per trading date.
+    """
+    from argo_engine import session
+    from argo_engine.cli import install_stop_signals, summary_table
+
+    status = StatusLine()
+    observer = status.callbacks()
+    session.OBSERVERS.append(observer)
+    stop = threading.Event()
+    rows: list[dict[str, Any]] = []
+    with Live(status.render(), console=console, refresh_per_second=4, transient=False) as live:
+        ticker = threading.Event()
+
+        def refresh() -> None:
+            while not ticker.wait(0.25):
+                live.update(status.render())
+
+        thread = threading.Thread(target=refresh, daemon=True)
+        thread.start()
+        try:
+            if use_prefect:
+                # Imported lazily: the flows package imports prefect, the library never does.
+                flows_session = importlib.import_module("flows.session")
+                rows = list(flows_session.trading_session(options=options))
+            else:
+                install_stop_signals(stop)
+                plan = session.start_session(settings, clock=LiveClock())
+                _, summaries = session.run_session(settings, plan=plan, stop=stop)
+                rows = [asdict(s) for s in summaries]
+        finally:
+            ticker.set()
+            thread.join()
+            live.update(status.render())
+            session.OBSERVERS.remove(observer)
+    console.print(f"output: {settings.session.data_output}")
+    for row in rows:
+        console.print(f"  {row['folder']}")
+    console.print(summary_table(rows))
+    return rows

@@ -1,0 +1,605 @@
+"""The session API that the CLI and the Prefect flows call.
+
+Each function takes settings and small identifiers, does its work through the run folder, and
+returns a small serializable summary, so that any step can be retried or run in another
+process: state passes through the files, never through live objects.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import duckdb
+
+from argo_engine.bootstrap import DEFAULT_SYNTHETIC_START, build_engine
+from argo_engine.clock import Clock, LiveClock
+from argo_engine.domain.calendar import trading_date
+from argo_engine.domain.enums import EngineStatus
+from argo_engine.domain.market import Bar
+from argo_engine.engine.callbacks import EngineCallbacks
+from argo_engine.engine.core import (
+    STATE_FILE,
+    StreamEnd,
+    TradingEngine,
+    load_state,
+    trading_day_bounds,
+)
+from argo_engine.errors import ConfigurationError
+from argo_engine.persistence.runs import RunInfo, allocate_run, find_session_runs, write_run_yaml
+from argo_engine.persistence.schema import JOURNAL_DIR
+from argo_engine.ports import Broker, MarketDataFeed
+from argo_engine.settings import ArgoSettings, validate_session_id
+from argo_engine.strategies.base import Strategy
+from argo_engine.strategies.registry import resolve_strategy
+
+log = logging.getLogger(__name__)
+
+# In-process observers (e.g. the CLI's live status line) merged into every engine this process
+# opens, including engines opened inside Prefect tasks of an in-process flow run.
+OBSERVERS: list[EngineCallbacks] = []
+# In-process feed decorators (fault injection in tests, recording in demos), applied to every
+# feed this process builds from settings.
+FEED_WRAPPERS: list[Callable[[MarketDataFeed], MarketDataFeed]] = []
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPlan:
+    """Identity of one engine start of a session.
+
+    Attributes:
+        session_id: Logical session id.
+        run_number: N of ``run_N`` (allocated on the first trading date).
+        first_date: First trading date of this start.
+        session_start: When the session started (earliest start when resuming).
+        resumed: Whether earlier runs of the same session exist.
+    """
+
+    session_id: str
+    run_number: int
+    first_date: date
+    session_start: datetime
+    resumed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (dates as ISO strings)."""
+        data = asdict(self)
+        data["first_date"] = self.first_date.isoformat()
+        data["session_start"] = self.session_start.isoformat()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SessionPlan:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            session_id=str(data["session_id"]),
+            run_number=int(data["run_number"]),
+            first_date=date.fromisoformat(str(data["first_date"])),
+            session_start=datetime.fromisoformat(str(data["session_start"])),
+            resumed=bool(data["resumed"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DaySummary:
+    """What a trading day's steps report (small and serializable).
+
+    Attributes:
+        date: Trading date (ISO).
+        run_id: ``run_N`` folder name used on that date.
+        folder: Run folder path.
+        ended: Why streaming ended.
+        bars: Bars accepted.
+        rejected_bars: Bars rejected as bad data.
+        orders: Orders placed.
+        fills: Fills recorded.
+        next_date: Next trading date seen by the stream (ISO) or None.
+        daily: Final daily stats block (after finalization).
+        cumulative: Cumulative stats block.
+        problems: Integrity problems found at finalization.
+    """
+
+    date: str
+    run_id: str
+    folder: str
+    ended: str = ""
+    bars: int = 0
+    rejected_bars: int = 0
+    orders: int = 0
+    fills: int = 0
+    next_date: str | None = None
+    daily: dict[str, Any] = field(default_factory=dict)
+    cumulative: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def new_session_id(clock: Clock) -> str:
+    """A fresh session id: UTC timestamp plus random suffix (sortable, path-safe)."""
+    return f"{clock.now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+
+
+def first_trading_date(settings: ArgoSettings, clock: Clock) -> date:
+    """Trading date on which a new start of the session begins.
+
+    Market time decides: the first synthetic bar, the first bar of the replay file, or today
+    (by the clock) for live feeds.
+    """
+    tz = ZoneInfo(settings.session.timezone)
+    feed = settings.feed
+    if feed.kind == "synthetic":
+        start = feed.start or DEFAULT_SYNTHETIC_START
+    elif feed.kind == "replay":
+        start = feed.start or _first_replay_time(settings)
+    else:
+        start = clock.now()
+    return trading_date(start, tz, settings.session.day_start)
+
+
+def _first_replay_time(settings: ArgoSettings) -> datetime:
+    path = settings.feed.replay_file
+    if path is None or not Path(path).exists():
+        raise ConfigurationError(
+            f"replay file {path} does not exist (feed.replay_file)", field="feed.replay_file"
+        )
+    con = duckdb.connect()
+    try:
+        row = con.execute(
+            "SELECT min(time) FROM read_parquet(?) WHERE symbol IN (SELECT unnest(?))",
+            [str(path), list(settings.session.symbols)],
+        ).fetchone()
+    except duckdb.Error as exc:
+        raise ConfigurationError(
+            f"replay file {path} is not a readable market_data parquet file: {exc}",
+            field="feed.replay_file",
+        ) from exc
+    finally:
+        con.close()
+    if row is None or row[0] is None:
+        raise ConfigurationError(
+            f"replay file {path} has no bars for {', '.join(settings.session.symbols)}",
+            field="feed.replay_file",
+        )
+    value: datetime = row[0]
+    from datetime import UTC
+
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def start_session(
+    settings: ArgoSettings,
+    *,
+    session_id: str | None = None,
+    clock: Clock | None = None,
+    first_date: date | None = None,
+) -> SessionPlan:
+    """Allocate ``run_N`` for a new engine start of a (new or resumed) session.
+
+    Args:
+        settings: Validated settings.
+        session_id: Session to start or resume; falls back to settings, then a fresh id.
+        clock: Injected clock.
+        first_date: First trading date; derived from the feed when None.
+
+    Returns:
+        The plan; ``{data_output}/{first_date}/run_N/run.yaml`` exists when it returns.
+    """
+    clock = clock or LiveClock()
+    sid = validate_session_id(session_id or settings.session.session_id or new_session_id(clock))
+    day = first_date or first_trading_date(settings, clock)
+    data_output = Path(settings.session.data_output)
+    earlier = find_session_runs(data_output, sid)
+    if earlier:
+        recover_stale_runs(settings, sid, clock=clock)
+    session_start = clock.now()
+    for _, _, folder in earlier:
+        state = _safe_state(folder)
+        if state is not None:
+            started = datetime.fromisoformat(state["session_start"])
+            session_start = min(session_start, started)
+    number, folder = allocate_run(data_output / day.isoformat())
+    strategy_cls = resolve_strategy(settings.strategy.name)
+    write_run_yaml(
+        folder,
+        RunInfo(
+            session_id=sid,
+            run_id=f"run_{number}",
+            run_number=number,
+            date=day,
+            strategy=getattr(strategy_cls, "name", strategy_cls.__name__),
+            symbols=tuple(settings.session.symbols),
+            interval=settings.session.interval,
+            start_time=session_start,
+        ),
+    )
+    return SessionPlan(
+        session_id=sid,
+        run_number=number,
+        first_date=day,
+        session_start=session_start,
+        resumed=bool(earlier),
+    )
+
+
+def continue_session(
+    settings: ArgoSettings,
+    *,
+    session_id: str,
+    clock: Clock | None = None,
+    first_date: date | None = None,
+) -> SessionPlan:
+    """Continue a named session's latest run_N on a new date (daily deployments).
+
+    Falls back to :func:`start_session` when the session has no run yet.
+    """
+    clock = clock or LiveClock()
+    sid = validate_session_id(session_id)
+    runs = find_session_runs(Path(settings.session.data_output), sid)
+    if not runs:
+        return start_session(settings, session_id=sid, clock=clock, first_date=first_date)
+    recover_stale_runs(settings, sid, clock=clock)
+    day = first_date or first_trading_date(settings, clock)
+    _, number, _ = max(runs, key=lambda r: (r[0], r[1]))
+    session_start = clock.now()
+    for _, _, folder in runs:
+        state = _safe_state(folder)
+        if state is not None:
+            session_start = min(session_start, datetime.fromisoformat(state["session_start"]))
+    return SessionPlan(
+        session_id=sid,
+        run_number=number,
+        first_date=day,
+        session_start=session_start,
+        resumed=True,
+    )
+
+
+def current_trading_date(settings: ArgoSettings, clock: Clock | None = None) -> date:
+    """The trading date that is current now (by ``clock``) in the session's time zone."""
+    clock = clock or LiveClock()
+    tz = ZoneInfo(settings.session.timezone)
+    return trading_date(clock.now(), tz, settings.session.day_start)
+
+
+def day_bounds(settings: ArgoSettings, day: date) -> tuple[datetime, datetime]:
+    """UTC [start, end) of a trading date under the session's time zone and day start."""
+    return trading_day_bounds(day, ZoneInfo(settings.session.timezone), settings.session.day_start)
+
+
+def needs_recovery(folder: Path) -> bool:
+    """Whether a run folder holds journal data not yet in its parquet files (a crash)."""
+    journal = folder / JOURNAL_DIR
+    return journal.exists() and any(p.stat().st_size > 0 for p in journal.glob("*.jsonl"))
+
+
+def recover_stale_runs(
+    settings: ArgoSettings, session_id: str, *, clock: Clock | None = None
+) -> list[Path]:
+    """Finish the folders of crashed runs of a session before a new run starts.
+
+    Each folder with undrained journal data is reopened with its own run number: journal rows
+    go into the parquet files, fills written after the last state save are applied to its
+    state, unconfirmed orders are resolved, and a correct final stats.yaml is written.
+
+    Returns:
+        The folders recovered.
+    """
+    clock = clock or LiveClock()
+    data_output = Path(settings.session.data_output)
+    recovered: list[Path] = []
+    for day, number, folder in find_session_runs(data_output, session_id):
+        if not needs_recovery(folder):
+            continue
+        state = find_resume_state(data_output, session_id, number, day)
+        start = datetime.fromisoformat(state["session_start"]) if state else clock.now()
+        engine = build_engine(
+            settings, session_id=session_id, run_number=number, clock=clock, session_start=start
+        )
+        try:
+            engine.open_day(day, state)
+            engine.close_day()
+        finally:
+            _release(engine)
+        log.warning("recovered crashed run folder %s", folder)
+        recovered.append(folder)
+    return recovered
+
+
+def _safe_state(folder: Path) -> dict[str, Any] | None:
+    try:
+        return load_state(folder)
+    except Exception:  # an unreadable state is reported by verify, not fatal for discovery
+        log.warning("ignoring unreadable engine state in %s", folder)
+        return None
+
+
+def find_resume_state(
+    data_output: Path, session_id: str, run_number: int, day: date
+) -> dict[str, Any] | None:
+    """Latest saved engine state of the session at or before ``day``.
+
+    Prefers this run's own folders, then the newest state of any earlier run of the session
+    (a restart after a crash continues positions, cash, cache and cumulative stats).
+    """
+    best: tuple[tuple[int, str, str], dict[str, Any]] | None = None
+    for run_day, number, folder in find_session_runs(data_output, session_id):
+        if run_day > day or not (folder / JOURNAL_DIR / STATE_FILE).exists():
+            continue
+        state = _safe_state(folder)
+        if state is None:
+            continue
+        rank = (1 if number == run_number else 0, run_day.isoformat(), state.get("saved_at", ""))
+        if number == run_number and run_day == day:
+            continue  # the engine reloads its own folder's state itself
+        if best is None or (rank[1], rank[2], rank[0]) > (best[0][1], best[0][2], best[0][0]):
+            best = (rank, state)
+    return None if best is None else best[1]
+
+
+def stored_bars(data_output: Path, symbols: list[str], before: datetime, n: int) -> list[Bar]:
+    """The last ``n`` stored bars per symbol strictly before ``before``, oldest first.
+
+    Reads every ``*/run_*/market_data.parquet`` under ``data_output`` (all sessions: market data
+    is market data) and deduplicates on (symbol, time).
+    """
+    from datetime import UTC
+
+    files = sorted(str(p) for p in data_output.glob("*/run_*/market_data.parquet"))
+    if not files or n <= 0:
+        return []
+    con = duckdb.connect()
+    try:
+        rows = con.execute(
+            """
+            WITH bars AS (
+                SELECT DISTINCT ON (symbol, time) time, symbol, open, high, low, close, volume
+                FROM read_parquet(?, union_by_name = true)
+                WHERE symbol IN (SELECT unnest(?)) AND time < ?
+            )
+            SELECT * FROM bars
+            QUALIFY row_number() OVER (PARTITION BY symbol ORDER BY time DESC) <= ?
+            ORDER BY time, symbol
+            """,
+            [files, symbols, before.astimezone(UTC).replace(tzinfo=None), n],
+        ).fetchall()
+    except duckdb.Error as exc:
+        log.warning("could not read stored bars for warm-up: %s", exc)
+        return []
+    finally:
+        con.close()
+    return [
+        Bar(sym, t.replace(tzinfo=UTC), float(o), float(h), float(lo), float(c), float(v))
+        for t, sym, o, h, lo, c, v in rows
+    ]
+
+
+def open_engine(
+    settings: ArgoSettings,
+    plan: SessionPlan,
+    day: date,
+    *,
+    clock: Clock | None = None,
+    callbacks: EngineCallbacks | None = None,
+    feed: MarketDataFeed | None = None,
+    broker: Broker | None = None,
+    strategy: Strategy | None = None,
+    warm_up: bool = True,
+) -> TradingEngine:
+    """Build an engine for ``plan`` and open ``day``: restore state, warm the strategy up.
+
+    This is the prefetch/recovery step: stored bars are loaded for indicator warm-up and the
+    latest saved state of the session (this run, or an earlier run) is restored.
+    """
+    clock = clock or LiveClock()
+    for observer in OBSERVERS:
+        callbacks = observer if callbacks is None else callbacks.merged(observer)
+    if feed is None and FEED_WRAPPERS:
+        from argo_engine.bootstrap import build_feed
+
+        feed = build_feed(settings, clock)
+        for wrap in FEED_WRAPPERS:
+            feed = wrap(feed)
+    engine = build_engine(
+        settings,
+        session_id=plan.session_id,
+        run_number=plan.run_number,
+        clock=clock,
+        callbacks=callbacks,
+        feed=feed,
+        broker=broker,
+        strategy=strategy,
+        session_start=plan.session_start,
+    )
+    data_output = Path(settings.session.data_output)
+    engine._fire("on_status_update", EngineStatus.PREFETCHING)
+    state = find_resume_state(data_output, plan.session_id, plan.run_number, day)
+    engine.open_day(day, state)
+    if warm_up:
+        resume_from = max(engine._last_time.values()) if engine._last_time else None
+        if resume_from is not None:
+            from datetime import timedelta
+
+            bars = stored_bars(
+                data_output,
+                list(engine.symbols),
+                resume_from + timedelta(microseconds=1),
+                settings.persistence.history_bars,
+            )
+            for bar in bars:
+                engine.context.remember(bar)
+            if bars:
+                engine.strategy.warmup(bars)
+    return engine
+
+
+def run_session(
+    settings: ArgoSettings,
+    *,
+    plan: SessionPlan | None = None,
+    clock: Clock | None = None,
+    callbacks: EngineCallbacks | None = None,
+    stop: threading.Event | None = None,
+    feed: MarketDataFeed | None = None,
+    broker: Broker | None = None,
+    strategy: Strategy | None = None,
+) -> tuple[SessionPlan, list[DaySummary]]:
+    """Run a whole session in this process (no Prefect): stream, rolling dates, until done.
+
+    Returns:
+        The plan and one summary per trading date touched.
+    """
+    clock = clock or LiveClock()
+    plan = plan or start_session(settings, clock=clock)
+    engine = open_engine(
+        settings,
+        plan,
+        plan.first_date,
+        clock=clock,
+        callbacks=callbacks,
+        feed=feed,
+        broker=broker,
+        strategy=strategy,
+    )
+    summaries: list[DaySummary] = []
+
+    def _closed(day: date, daily: Mapping[str, Any]) -> None:
+        summaries.append(_summary_from_engine(engine, day, dict(daily)))
+
+    engine.callbacks = engine.callbacks.merged(EngineCallbacks(on_day_closed=_closed))
+    error: BaseException | None = None
+    ended: StreamEnd = "feed_exhausted"
+    try:
+        result = engine.run(stop)
+        ended = result.ended
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        if engine.day is not None and engine.stats is not None:
+            last = _summary_from_engine(engine, engine.day, engine.stats.daily_block())
+            summaries.append(last)
+        engine.stop(error)
+        engine.feed.close()
+        engine.broker.close()
+    del ended
+    return plan, summaries
+
+
+def _summary_from_engine(engine: TradingEngine, day: date, daily: dict[str, Any]) -> DaySummary:
+    stats = engine.stats
+    return DaySummary(
+        date=day.isoformat(),
+        run_id=engine.run_id_on_day,
+        folder=str(engine.folder),
+        daily=daily,
+        cumulative=stats.cumulative_block() if stats is not None else {},
+    )
+
+
+# -- day steps (the Prefect trading-day flow calls these, one per task) --------------------------
+
+
+def prefetch_day(
+    settings: ArgoSettings,
+    plan: SessionPlan,
+    day: date,
+    *,
+    clock: Clock | None = None,
+    callbacks: EngineCallbacks | None = None,
+    feed: MarketDataFeed | None = None,
+    broker: Broker | None = None,
+) -> DaySummary:
+    """Prefetch and recovery: open the day's run folder, restore state, warm up, persist.
+
+    Safe to repeat: a retry reopens the same folder and reloads its journal.
+    """
+    engine = open_engine(
+        settings, plan, day, clock=clock, callbacks=callbacks, feed=feed, broker=broker
+    )
+    try:
+        engine.flush()
+        return _summary_from_engine(engine, day, _daily(engine))
+    finally:
+        _release(engine)
+
+
+def stream_day(
+    settings: ArgoSettings,
+    plan: SessionPlan,
+    day: date,
+    *,
+    stop: threading.Event | None = None,
+    clock: Clock | None = None,
+    callbacks: EngineCallbacks | None = None,
+    feed: MarketDataFeed | None = None,
+    broker: Broker | None = None,
+) -> DaySummary:
+    """Stream the trading date ``day`` until it ends, the feed ends, or ``stop`` is set.
+
+    Recovers from the run folder first (so a retry continues the same run_N without losing or
+    duplicating rows); everything is flushed before it returns or raises.
+    """
+    engine = open_engine(
+        settings, plan, day, clock=clock, callbacks=callbacks, feed=feed, broker=broker
+    )
+    try:
+        result = engine.run(stop, stop_at_day_end=True)
+        summary = _summary_from_engine(engine, day, _daily(engine))
+        return DaySummary(
+            **{
+                **asdict(summary),
+                "ended": result.ended,
+                "bars": result.bars,
+                "rejected_bars": result.rejected_bars,
+                "orders": result.orders,
+                "fills": result.fills,
+                "next_date": result.next_date.isoformat() if result.next_date else None,
+            }
+        )
+    finally:
+        engine.flush()
+        _release(engine)
+
+
+def finalize_day(
+    settings: ArgoSettings,
+    plan: SessionPlan,
+    day: date,
+    *,
+    clock: Clock | None = None,
+    callbacks: EngineCallbacks | None = None,
+) -> DaySummary:
+    """Close ``day``: final parquet files, final stats.yaml, journal drained, integrity check."""
+    engine = open_engine(settings, plan, day, clock=clock, callbacks=callbacks, warm_up=False)
+    try:
+        daily = engine.close_day()
+        summary = _summary_from_engine(engine, day, daily)
+    finally:
+        _release(engine)
+    problems = verify_run_folder(Path(summary.folder))
+    return DaySummary(**{**asdict(summary), "problems": problems})
+
+
+def _daily(engine: TradingEngine) -> dict[str, Any]:
+    return engine.stats.daily_block() if engine.stats is not None else {}
+
+
+def _release(engine: TradingEngine) -> None:
+    if engine.writers is not None:
+        engine.writers.close()
+        engine.writers = None
+    engine.feed.close()
+    engine.broker.close()
+
+
+def verify_run_folder(folder: Path) -> list[str]:
+    """Integrity problems of one run folder (empty when it is sound)."""
+    from argo_engine.verify import verify_folder
+
+    return verify_folder(folder)

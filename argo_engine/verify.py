@@ -1,0 +1,118 @@
+"""Integrity checks of run folders (``argo verify``)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import duckdb
+import yaml
+
+from argo_engine.persistence.schema import JOURNAL_DIR, RUN_FILE, STATS_FILE, TABLES
+
+
+def verify_folder(folder: Path) -> list[str]:
+    """Check one ``{date}/run_N`` folder.
+
+    Checks: every parquet file exists and is readable with the DESIGN.md schema, keys are unique,
+    market data is sorted and unique on (symbol, time), stats.yaml parses and its daily trade
+    figures match trades.parquet, run.yaml exists, and no journal data is left undrained.
+
+    Returns:
+        Human-readable problems, empty when the folder is sound.
+    """
+    problems: list[str] = []
+    con = duckdb.connect()
+    try:
+        for schema in TABLES.values():
+            path = folder / schema.file_name
+            if not path.exists():
+                problems.append(f"{path}: missing")
+                continue
+            try:
+                described = con.execute(
+                    "DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]
+                ).fetchall()
+            except duckdb.Error as exc:
+                problems.append(f"{path}: unreadable ({exc})")
+                continue
+            got = [(r[0], r[1]) for r in described]
+            want = list(schema.columns)
+            if got[: len(want)] != want:
+                problems.append(f"{path}: columns {got} differ from {want}")
+                continue
+            keys = ", ".join(schema.key)
+            (dups,) = con.execute(
+                f"SELECT count(*) FROM (SELECT {keys} FROM read_parquet(?) "
+                f"GROUP BY {keys} HAVING count(*) > 1)",
+                [str(path)],
+            ).fetchone() or (0,)
+            if dups:
+                problems.append(f"{path}: {dups} duplicate key(s) on ({keys})")
+        stats_path = folder / STATS_FILE
+        trades_path = folder / "trades.parquet"
+        if not stats_path.exists():
+            problems.append(f"{stats_path}: missing")
+        else:
+            try:
+                stats = yaml.safe_load(stats_path.read_text())
+            except yaml.YAMLError as exc:
+                problems.append(f"{stats_path}: unreadable ({exc})")
+                stats = None
+            if isinstance(stats, dict) and trades_path.exists() and "daily" in stats:
+                problems.extend(_check_stats(con, stats, trades_path, stats_path))
+        if not (folder / RUN_FILE).exists():
+            problems.append(f"{folder / RUN_FILE}: missing")
+        journal = folder / JOURNAL_DIR
+        if journal.exists():
+            leftovers = [p for p in journal.glob("*.jsonl") if p.stat().st_size > 0]
+            if leftovers:
+                names = ", ".join(sorted(p.name for p in leftovers))
+                problems.append(f"{journal}: journal not drained ({names})")
+    finally:
+        con.close()
+    return problems
+
+
+def _check_stats(
+    con: duckdb.DuckDBPyConnection, stats: dict[str, object], trades: Path, stats_path: Path
+) -> list[str]:
+    row = con.execute(
+        "SELECT count(*), coalesce(sum(pnl), 0), coalesce(sum(commission), 0) FROM read_parquet(?)",
+        [str(trades)],
+    ).fetchone()
+    assert row is not None
+    n, realized, fees = int(row[0]), float(row[1]), float(row[2])
+    daily = stats.get("daily")
+    if not isinstance(daily, dict):
+        return [f"{stats_path}: no daily block"]
+    problems = []
+    got_n = daily.get("trade_result", {}).get("number_of_trades")
+    if got_n != n:
+        problems.append(f"{stats_path}: daily number_of_trades {got_n} != {n} rows in trades")
+    got_pnl = float(daily.get("trade_pnl", {}).get("realized_pnl", 0.0))
+    if not math.isclose(got_pnl, realized, rel_tol=1e-9, abs_tol=1e-6):
+        problems.append(f"{stats_path}: daily realized_pnl {got_pnl} != sum(pnl) {realized}")
+    got_fees = float(daily.get("total_fees", 0.0))
+    if not math.isclose(got_fees, fees, rel_tol=1e-9, abs_tol=1e-6):
+        problems.append(f"{stats_path}: daily total_fees {got_fees} != sum(commission) {fees}")
+    return problems
+
+
+def verify_path(path: Path) -> dict[str, list[str]]:
+    """Check a run folder, a date folder or a whole data output path.
+
+    Returns:
+        Problems per run folder (only folders with problems are listed).
+    """
+    if (path / RUN_FILE).exists() or path.name.startswith("run_"):
+        folders = [path]
+    else:
+        folders = sorted(p for p in path.glob("run_*") if p.is_dir())
+        folders += sorted(p for p in path.glob("*/run_*") if p.is_dir())
+    report: dict[str, list[str]] = {}
+    for folder in folders:
+        problems = verify_folder(folder)
+        if problems:
+            report[str(folder)] = problems
+    return report
