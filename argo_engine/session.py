@@ -34,7 +34,7 @@ from argo_engine.engine.core import (
 )
 from argo_engine.errors import ConfigurationError
 from argo_engine.persistence.runs import RunInfo, allocate_run, find_session_runs, write_run_yaml
-from argo_engine.persistence.schema import JOURNAL_DIR
+from argo_engine.persistence.schema import JOURNAL_DIR, STATS_FILE, TABLES
 from argo_engine.ports import Broker, MarketDataFeed
 from argo_engine.settings import ArgoSettings, validate_session_id
 from argo_engine.strategies.base import Strategy
@@ -197,6 +197,8 @@ def start_session(
     earlier = find_session_runs(data_output, sid)
     if earlier:
         recover_stale_runs(settings, sid, clock=clock)
+        # A resumed session continues where it stopped: never on a date before its last run.
+        day = max(day, earlier[-1][0])
     session_start = clock.now()
     for _, _, folder in earlier:
         state = _safe_state(folder)
@@ -273,9 +275,16 @@ def day_bounds(settings: ArgoSettings, day: date) -> tuple[datetime, datetime]:
 
 
 def needs_recovery(folder: Path) -> bool:
-    """Whether a run folder holds journal data not yet in its parquet files (a crash)."""
+    """Whether a run folder was left by a crash.
+
+    A crash leaves journal data not yet in the parquet files, or files missing that a clean
+    stop always writes.
+    """
     journal = folder / JOURNAL_DIR
-    return journal.exists() and any(p.stat().st_size > 0 for p in journal.glob("*.jsonl"))
+    if journal.exists() and any(p.stat().st_size > 0 for p in journal.glob("*.jsonl")):
+        return True
+    expected = [STATS_FILE, *(t.file_name for t in TABLES.values())]
+    return any(not (folder / name).exists() for name in expected)
 
 
 def recover_stale_runs(

@@ -8,6 +8,8 @@ from pathlib import Path
 import duckdb
 import yaml
 
+from argo_engine.errors import RecoveryError
+from argo_engine.persistence.runs import parse_run_number, read_run_yaml
 from argo_engine.persistence.schema import JOURNAL_DIR, RUN_FILE, STATS_FILE, TABLES
 
 
@@ -60,7 +62,8 @@ def verify_folder(folder: Path) -> list[str]:
                 problems.append(f"{stats_path}: unreadable ({exc})")
                 stats = None
             if isinstance(stats, dict) and trades_path.exists() and "daily" in stats:
-                problems.extend(_check_stats(con, stats, trades_path, stats_path))
+                sources = _same_day_session_trades(folder)
+                problems.extend(_check_stats(con, stats, sources, stats_path))
         if not (folder / RUN_FILE).exists():
             problems.append(f"{folder / RUN_FILE}: missing")
         journal = folder / JOURNAL_DIR
@@ -74,12 +77,33 @@ def verify_folder(folder: Path) -> list[str]:
     return problems
 
 
+def _same_day_session_trades(folder: Path) -> list[str]:
+    # The daily block covers every run of the session on that date up to this one.
+    own = read_run_yaml(folder)
+    number = parse_run_number(folder.name)
+    if own is None or number is None:
+        return [str(folder / "trades.parquet")]
+    files = []
+    for other in sorted(folder.parent.glob("run_*")):
+        n = parse_run_number(other.name)
+        trades = other / "trades.parquet"
+        if n is None or n > number or not trades.exists():
+            continue
+        try:
+            info = read_run_yaml(other)
+        except RecoveryError:
+            continue
+        if info is not None and info.session_id == own.session_id:
+            files.append(str(trades))
+    return files
+
+
 def _check_stats(
-    con: duckdb.DuckDBPyConnection, stats: dict[str, object], trades: Path, stats_path: Path
+    con: duckdb.DuckDBPyConnection, stats: dict[str, object], trades: list[str], stats_path: Path
 ) -> list[str]:
     row = con.execute(
         "SELECT count(*), coalesce(sum(pnl), 0), coalesce(sum(commission), 0) FROM read_parquet(?)",
-        [str(trades)],
+        [trades],
     ).fetchone()
     assert row is not None
     n, realized, fees = int(row[0]), float(row[1]), float(row[2])

@@ -353,6 +353,9 @@ class TradingEngine:
             "cache": self.context.cache,
             "day_trade_ids": sorted(self._day_trade_ids),
         }
+        if self.writers is not None:
+            # The state must never claim more than the files hold: rows first, then state.
+            self.writers.sync()
         journal = self.folder / JOURNAL_DIR
         journal.mkdir(exist_ok=True)
         try:

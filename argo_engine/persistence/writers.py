@@ -435,6 +435,19 @@ class RunWriters:
         self._flush(force=False)
         return True
 
+    def sync(self) -> None:
+        """Make every appended row durable in the journal now (no parquet write).
+
+        Raises:
+            PersistenceError: If a journal cannot be written.
+        """
+        self._check_open()
+        for table in self._tables.values():
+            if table.unjournaled:
+                table.journal.write(encode_rows(table.unjournaled))
+                table.unjournaled = []
+                table.journal.sync()
+
     def flush(self) -> None:
         """Fsync every journal and materialize every table that changed.
 

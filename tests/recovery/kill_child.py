@@ -1,0 +1,81 @@
+"""Child process of the kill test: run (or resume) a session and SIGKILL itself on cue.
+
+Usage: python kill_child.py DATA_OUTPUT REPLAY_FILE SESSION_ID MODE N
+MODE: none | bar (die at the N-th bar, after the strategy ran) | flush (die inside the N-th
+parquet materialization, after the temp file is written and before the rename) |
+rollover (die right after the N-th day was closed, before the next day's folder exists).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Any
+
+from argo_engine.clock import LiveClock
+from argo_engine.domain.market import Bar
+from argo_engine.engine.callbacks import EngineCallbacks
+from argo_engine.persistence import writers as writers_module
+from argo_engine.persistence.files import temp_path
+from argo_engine.session import run_session, start_session
+from argo_engine.settings import load_settings
+
+
+def die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def main() -> None:
+    data_output, replay, session_id, mode, n_text = sys.argv[1:6]
+    n = int(n_text)
+    settings = load_settings(
+        None,
+        session={"data_output": data_output, "symbols": ["BTCUSDT", "ETHUSDT"]},
+        feed={"kind": "replay", "replay_file": replay},
+        broker={"commission": "fixed_rate"},
+        # A short interval so that flushes (and the kill points inside them) happen often.
+        persistence={"flush_interval_s": 0.001 if mode == "flush" else 0.02},
+    )
+    counter = {"bars": 0, "writes": 0, "days": 0}
+
+    def on_bar(run_id: str, bar: Bar) -> None:
+        counter["bars"] += 1
+
+    def on_stats(stats: Any) -> None:
+        # Fires after the strategy and the order routing of the bar: a kill here loses the
+        # unflushed tail of the bar's rows, exactly like a crash mid-session.
+        if mode == "bar" and counter["bars"] == n:
+            die()
+
+    def on_day_closed(day: Any, daily: Any) -> None:
+        counter["days"] += 1
+        if mode == "rollover" and counter["days"] == n:
+            die()
+
+    if mode == "flush":
+        original = writers_module.atomic_write_with
+
+        def dying_write(path: Any, writer: Any) -> None:
+            counter["writes"] += 1
+            if counter["writes"] == n:
+                writer(temp_path(path))  # a complete temp file that never gets renamed
+                die()
+            original(path, writer)
+
+        writers_module.atomic_write_with = dying_write  # type: ignore[assignment]
+
+    clock = LiveClock()
+    plan = start_session(settings, session_id=session_id, clock=clock)
+    run_session(
+        settings,
+        plan=plan,
+        clock=clock,
+        callbacks=EngineCallbacks(
+            on_market_data=on_bar, on_stats_update=on_stats, on_day_closed=on_day_closed
+        ),
+    )
+
+
+if __name__ == "__main__":
+    main()
