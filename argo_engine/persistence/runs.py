@@ -61,14 +61,17 @@ def allocate_run(day_dir: Path) -> tuple[int, Path]:
         day_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise persistence_error(exc, day_dir) from exc
+    floor = 0
     for _ in range(_MAX_ATTEMPTS):
         numbers = existing_runs(day_dir)
-        n = (numbers[-1] if numbers else 0) + 1
+        n = max(numbers[-1] if numbers else 0, floor) + 1
         folder = day_dir / f"run_{n}"
         try:
             os.mkdir(folder)
         except FileExistsError:
-            continue  # another process took N first: look again
+            if not folder.is_dir():
+                floor = n  # a file squats on the name: never touch it, skip the number
+            continue  # otherwise another process took N first: look again
         except OSError as exc:
             raise persistence_error(exc, folder) from exc
         fsync_dir(day_dir)

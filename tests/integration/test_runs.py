@@ -1,0 +1,131 @@
+"""Run numbering and run folders: real directories under tmp_path, real processes."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from argo_engine.errors import ConfigurationError
+from argo_engine.persistence.runs import (
+    RunInfo,
+    allocate_run,
+    existing_runs,
+    find_session_runs,
+    open_run_folder,
+    parse_run_number,
+    read_run_yaml,
+    write_run_yaml,
+)
+
+
+def _info(session: str, n: int = 1, day: date = date(2025, 10, 1)) -> RunInfo:
+    return RunInfo(
+        session_id=session,
+        run_id=f"run_{n}",
+        run_number=n,
+        date=day,
+        strategy="rsi",
+        symbols=("BTCUSDT",),
+        interval="1m",
+        start_time=datetime(2025, 10, 1, 9, tzinfo=UTC),
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("run_1", 1),
+        ("run_7", 7),
+        ("run_007", 7),
+        ("run_10", 10),
+        ("run_", None),
+        ("run_x", None),
+        ("run_-1", None),
+        ("Run_3", None),
+        ("run_3.bak", None),
+        ("run_3_old", None),
+        ("xrun_3", None),
+    ],
+)
+def test_parse_run_number(name: str, expected: int | None) -> None:
+    assert parse_run_number(name) == expected
+
+
+def test_first_run_is_run_1(tmp_path: Path) -> None:
+    n, folder = allocate_run(tmp_path / "2025-10-01")
+    assert (n, folder.name) == (1, "run_1")
+    assert folder.is_dir()
+
+
+def test_existing_runs_gaps_padded_and_junk(tmp_path: Path) -> None:
+    day = tmp_path / "2025-10-01"
+    for name in ("run_1", "run_5", "run_007", "run_x", "notes", "run_3.bak"):
+        (day / name).mkdir(parents=True)
+    (day / "run_9").write_text("a file, not a run")
+    assert existing_runs(day) == [1, 5, 7]
+    n, folder = allocate_run(day)
+    assert (n, folder.name) == (8, "run_8")  # gaps never filled, never padded
+    n, folder = allocate_run(day)
+    assert (n, folder.name) == (10, "run_10")  # the file named run_9 is left alone
+    assert (day / "run_9").read_text() == "a file, not a run"
+
+
+def _allocate(day: str, barrier: object, queue: object) -> None:
+    barrier.wait()  # type: ignore[attr-defined]
+    n, _ = allocate_run(Path(day))
+    queue.put(n)  # type: ignore[attr-defined]
+
+
+def test_eight_processes_get_eight_distinct_numbers(tmp_path: Path) -> None:
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(8)
+    queue = ctx.Queue()
+    day = tmp_path / "2025-10-01"
+    procs = [ctx.Process(target=_allocate, args=(str(day), barrier, queue)) for _ in range(8)]
+    for p in procs:
+        p.start()
+    numbers = sorted(queue.get(timeout=60) for _ in procs)
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    assert numbers == list(range(1, 9))
+    assert existing_runs(day) == list(range(1, 9))
+
+
+def test_same_number_on_later_dates_and_collision(tmp_path: Path) -> None:
+    n, folder = allocate_run(tmp_path / "2025-10-01")
+    write_run_yaml(folder, _info("alpha", n))
+    # A later date: same N.
+    n2, f2 = open_run_folder(tmp_path, date(2025, 10, 2), n, _info("alpha", n))
+    assert (n2, f2.name) == (1, "run_1")
+    info = read_run_yaml(f2)
+    assert info is not None
+    assert info.session_id == "alpha"
+    assert info.date == date(2025, 10, 2)
+    # A retry of the same session on that date continues in the same folder.
+    assert open_run_folder(tmp_path, date(2025, 10, 2), n, _info("alpha", n))[1] == f2
+    # Another session owns run_1 on 10-03: take the next free number there.
+    other = tmp_path / "2025-10-03" / "run_1"
+    other.mkdir(parents=True)
+    write_run_yaml(other, _info("beta", 1, date(2025, 10, 3)))
+    n3, f3 = open_run_folder(tmp_path, date(2025, 10, 3), n, _info("alpha", n))
+    assert (n3, f3.name) == (2, "run_2")
+    info3 = read_run_yaml(f3)
+    assert info3 is not None
+    assert info3.run_id == "run_2"
+    assert [(d.isoformat(), k) for d, k, _ in find_session_runs(tmp_path, "alpha")] == [
+        ("2025-10-01", 1),
+        ("2025-10-02", 1),
+        ("2025-10-03", 2),
+    ]
+
+
+def test_session_id_escaping_the_output_is_rejected(tmp_path: Path) -> None:
+    from argo_engine.settings import validate_session_id
+
+    for bad in ("../x", "/etc", "a/b", ".."):
+        with pytest.raises(ConfigurationError):
+            validate_session_id(bad)
