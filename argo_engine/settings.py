@@ -236,6 +236,11 @@ class PersistenceSettings(_Group):
         le=1,
         description="Max share of time spent rewriting parquet files; spaces out big rewrites.",
     )
+    stats_min_interval_s: float = Field(
+        default=0.05,
+        ge=0,
+        description="Min seconds between stats.yaml writes after fills (bounds fast replays).",
+    )
     history_bars: int = Field(
         default=500, gt=0, description="Bars per symbol kept in memory for strategy history."
     )

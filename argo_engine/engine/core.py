@@ -150,6 +150,7 @@ class TradingEngine:
         self._day_trade_ids: set[str] = set()
         self._stats_dirty = True
         self._next_stats_at = 0.0
+        self._stats_earliest = 0.0
         self._started = False
         self._stopped = False
         self._counts = {"bars": 0, "rejected": 0, "skipped": 0, "orders": 0, "fills": 0}
@@ -549,12 +550,12 @@ class TradingEngine:
             self._fire("on_strategy_error", bar, err)
         if self._counts["fills"] != fills_before:
             self._stats_dirty = True
-            self.save_state()
-            self.write_stats()
-        elif self.clock.monotonic() >= self._next_stats_at:
+        now = self.clock.monotonic()
+        # After fills as soon as the minimum spacing allows, and at least every flush interval.
+        if (self._stats_dirty and now >= self._stats_earliest) or now >= self._next_stats_at:
             self._stats_dirty = True
-            self.write_stats()
             self.save_state()
+            self.write_stats()
         if self.callbacks.on_stats_update is not None:
             self._fire("on_stats_update", self._stats_document())
         writers.maybe_flush()
@@ -660,7 +661,8 @@ class TradingEngine:
                 self._fire("on_order_filled", booked)
             previous = self._open.get(order.order_id)
             if previous is None or previous.status is not order.status:
-                writers.append_order(order)
+                # FILLED is implied by the durable fill rows (recovery re-derives it).
+                writers.append_order(order, durable=not update.fills)
             if order.status is OrderStatus.PENDING:
                 self._open[order.order_id] = order
             else:
@@ -745,7 +747,9 @@ class TradingEngine:
             return
         write_stats_yaml(self.folder / STATS_FILE, self._stats_document())
         self._stats_dirty = False
-        self._next_stats_at = self.clock.monotonic() + self.settings.persistence.flush_interval_s
+        now = self.clock.monotonic()
+        self._next_stats_at = now + self.settings.persistence.flush_interval_s
+        self._stats_earliest = now + self.settings.persistence.stats_min_interval_s
 
     def flush(self) -> None:
         """Make everything durable and visible: parquet files, stats.yaml, engine state."""

@@ -25,7 +25,10 @@ def _plain(value: Any) -> Any:
 
 def dump_stats_yaml(document: dict[str, Any]) -> bytes:
     """Serialize a stats document (key order kept; datetimes as ISO 8601 UTC with ``Z``)."""
-    return yaml.safe_dump(_plain(document), sort_keys=False, allow_unicode=True).encode()
+    # libyaml's emitter when available: stats.yaml is rewritten often.
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    text: str = yaml.dump(_plain(document), Dumper=dumper, sort_keys=False, allow_unicode=True)
+    return text.encode()
 
 
 def write_stats_yaml(path: Path, document: dict[str, Any]) -> None:

@@ -278,8 +278,14 @@ class RunWriters:
         if len(table.pending) >= _SPILL_ROWS:
             self._spill(table)
 
-    def append_order(self, order: Order) -> None:
+    def append_order(self, order: Order, *, durable: bool = True) -> None:
         """Record an order's latest state (one row per order_id); durable when this returns.
+
+        Args:
+            order: The order snapshot.
+            durable: False for status changes that other durable rows already imply (an order
+                FILLED by a journaled fill): the row is journaled with the next sync instead of
+                costing an fsync of its own.
 
         Raises:
             PersistenceError: If the journal cannot be written.
@@ -303,7 +309,12 @@ class RunWriters:
             self._orders.replace = True
         else:
             self._order_ids.add(order.order_id)
-        self._append_durable(self._orders, row)
+        if durable:
+            self._append_durable(self._orders, row)
+        else:
+            self._orders.pending.append(row)
+            self._orders.unjournaled.append(row)
+            self._orders.changed = True
 
     def append_fill(self, fill: Fill) -> None:
         """Record one fill (one row per trade_id); durable when this returns.
@@ -397,6 +408,10 @@ class RunWriters:
             md.journal.write(encode_rows(md.unjournaled))
             md.unjournaled = []
             md.journal.sync()
+        if table.unjournaled:
+            # Keep journal order equal to append order: later lines win on replay.
+            table.journal.write(encode_rows(table.unjournaled))
+            table.unjournaled = []
         table.journal.write(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
         table.journal.sync()
         table.pending.append(row)
