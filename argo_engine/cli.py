@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -127,13 +128,19 @@ def mock_binance(
 
 
 def _configure_logging(level: str) -> None:
+    # The live status line is the console output: library chatter (HTTP requests to the
+    # Prefect API, per-task state lines) stays below WARNING unless the user asks for it.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # No telemetry from the temporary local API (there is no network to send it to anyway).
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
+        level=logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # The live status line is our console output; keep library chatter out of it.
-    logging.getLogger("argo_engine").setLevel(logging.WARNING)
+    logging.getLogger("argo_engine").setLevel(
+        max(getattr(logging, level.upper(), logging.INFO), logging.WARNING)
+    )
 
 
 def install_stop_signals(stop: threading.Event) -> None:
@@ -160,9 +167,9 @@ def summary_table(rows: list[dict[str, Any]]) -> Table:
             row["run_id"],
             str(res.get("number_of_trades", 0)),
             f"{res.get('win_rate', 0.0):.2%}",
-            f"{pnl.get('realized_pnl', 0.0):.4f}",
-            f"{pnl.get('unrealized_pnl', 0.0):.4f}",
-            f"{daily.get('total_fees', 0.0):.4f}",
+            f"{pnl.get('realized_pnl', 0.0):.2f}",
+            f"{pnl.get('unrealized_pnl', 0.0):.2f}",
+            f"{daily.get('total_fees', 0.0):.2f}",
             f"{res.get('max_drawdown', 0.0):.2%}",
         )
     return table

@@ -51,8 +51,8 @@ class StatusLine:
         """The status line."""
         when = self.last.time.strftime("%Y-%m-%d %H:%M") if self.last else "-"
         return Text(
-            f"bars {self.bars:>8}  orders {self.orders:>6}  fills {self.fills:>6}  "
-            f"realized PnL {self.realized:>12.4f}  at {when}"
+            f"bars {self.bars} | orders {self.orders} | fills {self.fills} | "
+            f"realized PnL {self.realized:.2f} | {when}"
         )
 
 

@@ -192,6 +192,9 @@ def start_session(
     """
     clock = clock or LiveClock()
     sid = validate_session_id(session_id or settings.session.session_id or new_session_id(clock))
+    # Bad strategy names or parameters fail before anything is created on disk.
+    strategy_cls = resolve_strategy(settings.strategy.name)
+    strategy_cls.parse_config(settings.strategy.params)
     day = first_date or first_trading_date(settings, clock)
     data_output = Path(settings.session.data_output)
     earlier = find_session_runs(data_output, sid)
@@ -206,7 +209,6 @@ def start_session(
             started = datetime.fromisoformat(state["session_start"])
             session_start = min(session_start, started)
     number, folder = allocate_run(data_output / day.isoformat())
-    strategy_cls = resolve_strategy(settings.strategy.name)
     write_run_yaml(
         folder,
         RunInfo(
