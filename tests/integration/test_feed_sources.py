@@ -31,7 +31,8 @@ def test_synthetic_is_deterministic_ordered_and_valid() -> None:
     assert len(a) == 600
     times = [x.time for x in a]
     assert times == sorted(times)
-    assert a[0].time == T0 and a[-1].time == T0 + timedelta(minutes=299)
+    assert a[0].time == T0
+    assert a[-1].time == T0 + timedelta(minutes=299)
     for x in a:
         assert 0 < x.low <= min(x.open, x.close) <= max(x.open, x.close) <= x.high
         assert x.volume >= 0
@@ -76,7 +77,8 @@ def test_replay_round_trip_filters_and_errors(tmp_path: Path) -> None:
     only = ReplayFeed(path=path, symbols=["ETHUSDT"], start=T0 + timedelta(minutes=10),
                       end=T0 + timedelta(minutes=20))  # fmt: skip
     sub = list(only.stream(threading.Event()))
-    assert len(sub) == 10 and {b.symbol for b in sub} == {"ETHUSDT"}
+    assert len(sub) == 10
+    assert {b.symbol for b in sub} == {"ETHUSDT"}
     with pytest.raises(ConfigurationError, match="does not exist"):
         ReplayFeed(path=tmp_path / "missing.parquet")
     pq.write_table(pa.table({"time": [1], "symbol": ["X"]}), tmp_path / "bad.parquet")

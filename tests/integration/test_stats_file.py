@@ -57,4 +57,5 @@ def test_concurrent_reader_never_sees_a_partial_stats_yaml(tmp_path: Path) -> No
     assert errors == 0
     final = read_stats_yaml(path)
     assert final["total_fees"] == 299.0
-    assert isinstance(final["session_start"], str) and final["session_start"].endswith("Z")
+    assert isinstance(final["session_start"], str)
+    assert final["session_start"].endswith("Z")
