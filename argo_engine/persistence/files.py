@@ -11,8 +11,6 @@ from pathlib import Path
 
 from argo_engine.errors import PersistenceError
 
-_FULL_OR_DENIED = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
-
 
 def fsync_dir(path: Path) -> None:
     """Make a rename or file creation inside ``path`` durable."""
@@ -41,21 +39,30 @@ def temp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Write ``data`` to ``path`` so readers see the old or the new file, never a partial one.
+
+    Args:
+        path: Final file path.
+        data: Complete contents.
+        durable: fsync file and folder (survive power loss). Derived files that recovery
+            rebuilds anyway (stats.yaml) may skip it: the replace is atomic either way.
 
     Raises:
         PersistenceError: On disk full, permission or other OS errors.
     """
-    atomic_write_with(path, lambda tmp: tmp.write_bytes(data))
+    atomic_write_with(path, lambda tmp: tmp.write_bytes(data), durable=durable)
 
 
-def atomic_write_with(path: Path, writer: Callable[[Path], object]) -> None:
+def atomic_write_with(
+    path: Path, writer: Callable[[Path], object], *, durable: bool = True
+) -> None:
     """Let ``writer`` produce a temp file, then fsync it and ``os.replace`` it onto ``path``.
 
     Args:
         path: Final file path.
         writer: Called with the temp path; must create the complete file there.
+        durable: fsync the file before and the folder after the rename.
 
     Raises:
         PersistenceError: On disk full, permission or other OS errors.
@@ -63,13 +70,15 @@ def atomic_write_with(path: Path, writer: Callable[[Path], object]) -> None:
     tmp = temp_path(path)
     try:
         writer(tmp)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        if durable:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         os.replace(tmp, path)
-        fsync_dir(path.parent)
+        if durable:
+            fsync_dir(path.parent)
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()

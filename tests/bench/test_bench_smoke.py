@@ -1,0 +1,50 @@
+"""Each benchmark runs at a tiny size and prints one parseable JSON line with sane figures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CASES = {
+    "throughput": ["--symbols", "2", "--bars-per-symbol", "500"],
+    "persist_scaling": ["--sizes", "1000,5000", "--probe", "50", "--argo-probe", "2"],
+    "latency": ["--symbols", "2", "--bars", "400", "--window", "100"],
+    "memory": ["--symbols", "2", "--early", "200", "--total", "1000"],
+    "prefetch": ["--days", "1", "--symbols", "1"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_benchmark_prints_figures(name: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", name, *CASES[name]],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert figures["benchmark"] == name
+    if name == "throughput":
+        assert figures["market_data_rows_ok"] is True
+        assert figures["trades_match_stats_ok"] is True
+        assert figures["rows"]["market_data"] == 1000
+        assert figures["bars_per_s"] > 0
+    elif name == "persist_scaling":
+        assert len(figures["ours_bar_us"]) == 2
+        assert all(v > 0 for v in figures["argo_bar_us"])
+    elif name == "latency":
+        assert figures["bars"] == 400
+        assert figures["p50_ms_start"] <= figures["p99_ms_start"]
+    elif name == "memory":
+        assert figures["rss_mb_after_total"] > 0
+    else:
+        assert "skipped" in figures or figures.get("bars", 0) > 0
