@@ -47,4 +47,5 @@ def test_benchmark_prints_figures(name: str) -> None:
     elif name == "memory":
         assert figures["rss_mb_after_total"] > 0
     else:
-        assert "skipped" in figures or figures.get("bars", 0) > 0
+        assert figures["bars"] == 1440
+        assert figures["bars_ok"] is True
