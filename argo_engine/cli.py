@@ -178,3 +178,12 @@ def summary_table(rows: list[dict[str, Any]]) -> Table:
 def main() -> None:
     """Entry point of the ``argo`` script."""
     app()
+
+
+def _register_tools() -> None:
+    from argo_engine.tools.commands import register
+
+    register(app)
+
+
+_register_tools()
