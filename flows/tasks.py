@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import signal
 import threading
 from dataclasses import asdict
@@ -16,6 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from argo_engine import session
 from argo_engine.options import RunOptions
 from argo_engine.reporting import day_markdown, trades_table
+from argo_engine.tools.report import equity_svg, write_report
 from flows.retry import transient_only
 
 RETRY_DELAYS = [1.0, 5.0, 15.0]
@@ -114,9 +116,17 @@ def publish_stats(summary: dict[str, Any], session_id: str) -> str:
     """Publish the day's stats as a markdown artifact and its trades as a table artifact."""
     day = summary["date"]
     key = _artifact_key(f"stats-{session_id}-{day}")
+    data_output = Path(summary["folder"]).parent.parent
+    report = write_report(data_output, session_id, data_output / "reports" / f"{session_id}.html")
+    chart = base64.b64encode(equity_svg(data_output, session_id).encode()).decode()
+    markdown = (
+        day_markdown(summary, session_id)
+        + f"\n![equity curve](data:image/svg+xml;base64,{chart})\n"
+        + f"\nFull report: [{report.name}]({report.resolve().as_uri()})\n"
+    )
     create_markdown_artifact(
         key=key,
-        markdown=day_markdown(summary, session_id),
+        markdown=markdown,
         description=f"argo stats for {day} ({summary['run_id']})",
     )
     create_table_artifact(

@@ -69,6 +69,46 @@ def _ts(t: datetime) -> float:
     return t.timestamp()
 
 
+EQUITY_TITLE = "Equity (initial capital + realized, last point + unrealized)"
+
+
+def _equity(
+    trades: list[tuple[Any, ...]], initial_capital: float, unrealized: float
+) -> tuple[list[float], list[float], list[float]]:
+    if not trades:
+        return [], [], []
+    times, equity = [_ts(trades[0][0])], [initial_capital]
+    realized = 0.0
+    for row in trades:
+        realized += float(row[6])
+        times.append(_ts(row[0]))
+        equity.append(initial_capital + realized)
+    times.append(times[-1])
+    equity.append(equity[-1] + unrealized)
+    peak, drawdown = float("-inf"), []
+    for value in equity:
+        peak = max(peak, value)
+        drawdown.append(value - peak)
+    return times, equity, drawdown
+
+
+def equity_svg(data_output: Path, session_id: str, initial_capital: float = 100_000.0) -> str:
+    """The session's equity chart alone, as an SVG document (for Prefect artifacts)."""
+    con = connect(data_output)
+    try:
+        trades = con.execute(
+            "SELECT executed_at, symbol, side, executed_qty, executed_price, commission, pnl "
+            "FROM trades WHERE session_id = ? ORDER BY executed_at, trade_id",
+            [session_id],
+        ).fetchall()
+    finally:
+        con.close()
+    cumulative = session_stats(data_output, session_id)["cumulative"]
+    unrealized = float(cumulative.get("trade_pnl", {}).get("unrealized_pnl", 0.0) or 0.0)
+    times, equity, _ = _equity(trades, initial_capital, unrealized)
+    return _line_chart(EQUITY_TITLE, times, [("equity", equity, "#1f77b4")])
+
+
 def write_report(
     data_output: Path, session_id: str, out: Path, initial_capital: float = 100_000.0
 ) -> Path:
@@ -106,31 +146,11 @@ def write_report(
         raise ConfigurationError(f"no run of session {session_id!r} under {data_output}")
     stats = session_stats(data_output, session_id)
     cumulative = stats["cumulative"]
-    equity, times = [initial_capital], []
-    realized = 0.0
-    for t, *_rest, pnl, _d, _r in trades:
-        realized += float(pnl)
-        times.append(_ts(t))
-        equity.append(initial_capital + realized)
-    if times:
-        times.insert(0, times[0])
     unrealized = float(cumulative.get("trade_pnl", {}).get("unrealized_pnl", 0.0) or 0.0)
-    if times:
-        times.append(times[-1])
-        equity.append(equity[-1] + unrealized)
-    peak, drawdown = float("-inf"), []
-    for value in equity:
-        peak = max(peak, value)
-        drawdown.append(value - peak)
+    times, equity, drawdown = _equity(trades, initial_capital, unrealized)
     charts = [
-        _line_chart(
-            "Equity (initial capital + realized, last point + unrealized)",
-            times,
-            [("equity", equity if times else [], "#1f77b4")],
-        ),
-        _line_chart(
-            "Drawdown (currency)", times, [("drawdown", drawdown if times else [], "#d62728")]
-        ),
+        _line_chart(EQUITY_TITLE, times, [("equity", equity, "#1f77b4")]),
+        _line_chart("Drawdown (currency)", times, [("drawdown", drawdown, "#d62728")]),
     ]
     by_symbol: dict[str, tuple[list[float], list[float]]] = {}
     for symbol, t, close in bars:
