@@ -6,10 +6,8 @@ keyword overrides of :func:`build_engine`.
 
 from __future__ import annotations
 
-import importlib
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from argo_engine.clock import Clock, LiveClock
 from argo_engine.domain.ledger import PnlMethod
@@ -68,16 +66,16 @@ def build_feed(settings: ArgoSettings, clock: Clock) -> MarketDataFeed:
             clock=clock,
         )
     if feed.kind == "binance":
-        binance_data = importlib.import_module("argo_engine.providers.binance.data")
-        feed_cls: Any = binance_data.BinanceFeed
-        built: MarketDataFeed = feed_cls(
+        from argo_engine.providers.binance.data import BinanceFeed
+
+        return BinanceFeed(
             symbols=session.symbols,
             interval=session.interval,
             rest_url=feed.binance_rest_url,
             ws_url=feed.binance_ws_url,
             clock=clock,
+            start=feed.start,
         )
-        return built
     raise ConfigurationError(f"unknown feed {feed.kind!r}", field="feed.kind")
 
 
@@ -98,9 +96,9 @@ def build_broker(settings: ArgoSettings, clock: Clock) -> Broker:
             pnl_method=PnlMethod(settings.session.pnl_method),
             clock=clock,
         )
-    trading = importlib.import_module("argo_engine.providers.binance.trading")
-    live: Broker = trading.BinanceBroker.from_settings(settings, clock=clock)
-    return live
+    from argo_engine.providers.binance.trading import BinanceBroker
+
+    return BinanceBroker.from_settings(settings, clock=clock)
 
 
 def build_engine(

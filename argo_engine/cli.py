@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import signal
@@ -123,8 +122,9 @@ def mock_binance(
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
 ) -> None:
     """Serve the mock Binance API (REST + websocket) for a local demo."""
-    mock = importlib.import_module("argo_engine.testing.mock_binance")
-    mock.serve(host, port)
+    from argo_engine.testing.mock_binance import serve
+
+    serve(host, port)
 
 
 def _configure_logging(level: str) -> None:
