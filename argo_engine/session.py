@@ -446,6 +446,14 @@ def open_engine(
                 engine.context.remember(bar)
             if bars:
                 engine.strategy.warmup(bars)
+            per_symbol: dict[str, int] = {}
+            for bar in bars:
+                per_symbol[bar.symbol] = per_symbol.get(bar.symbol, 0) + 1
+            for symbol in engine.symbols:
+                n = per_symbol.get(symbol, 0)
+                engine._fire("on_prefetch_progress", symbol, n, n)
+            # The stream catches up from the last stored bar before it is live again.
+            engine._fire("on_status_update", EngineStatus.GAP_FILLING)
     return engine
 
 

@@ -220,6 +220,11 @@ class StrategySettings(_Group):
     params: dict[str, Any] = Field(
         default_factory=dict, description="Strategy parameters as a JSON object."
     )
+    slow_bar_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="A bar handled slower than this is recorded as a StrategyError (warning).",
+    )
 
 
 class PersistenceSettings(_Group):

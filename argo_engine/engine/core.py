@@ -19,6 +19,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import orjson
+import yaml
 
 from argo_engine.clock import Clock
 from argo_engine.domain.calendar import trading_date
@@ -29,6 +30,7 @@ from argo_engine.domain.enums import (
     OrderStatus,
     OrderType,
     PositionType,
+    ProviderStatus,
     Side,
     SignalType,
 )
@@ -51,7 +53,7 @@ from argo_engine.errors import (
 from argo_engine.persistence.files import atomic_write_bytes, move_aside
 from argo_engine.persistence.runs import RunInfo, open_run_folder
 from argo_engine.persistence.schema import JOURNAL_DIR, STATS_FILE
-from argo_engine.persistence.stats_yaml import write_stats_yaml
+from argo_engine.persistence.stats_yaml import read_stats_yaml, write_stats_yaml
 from argo_engine.persistence.writers import RunWriters
 from argo_engine.ports import Broker, MarketDataFeed, OrderUpdate
 from argo_engine.settings import ArgoSettings
@@ -136,6 +138,7 @@ class TradingEngine:
         self._day_start: time | None = settings.session.day_start
         self.context = EngineContext(self, settings.persistence.history_bars)
         self._pnl_method = PnlMethod(settings.session.pnl_method)
+        self._slow_bar_s = settings.strategy.slow_bar_s
         self.stats: StatsTracker | None = None
         self.writers: RunWriters | None = None
         self.day: date | None = None
@@ -203,6 +206,13 @@ class TradingEngine:
         self.folder = folder
         self.day = day
         self._day_lo, self._day_hi = self.day_bounds(day)
+        stats_path = folder / STATS_FILE
+        if stats_path.exists():
+            try:
+                read_stats_yaml(stats_path)
+            except (ValueError, yaml.YAMLError, OSError):
+                # Never overwrite what we cannot read: keep it for a human, then rewrite.
+                self.writers.corrupt_files.append(move_aside(stats_path, self.clock.now()))
         try:
             own = load_state(folder)
         except RecoveryError:
@@ -416,6 +426,15 @@ class TradingEngine:
             run_folder=str(self.folder),
         )
         self._fire("on_engine_start", info, fatal=True)
+        self._provider_status(ProviderStatus.CONNECTED)
+
+    def _provider_status(self, status: ProviderStatus) -> None:
+        # Feeds and brokers are usable once built (paper, synthetic, replay) or raise on their
+        # first call (venues); the engine reports the pair on start and stop.
+        self._fire(
+            "on_provider_status_change",
+            {"market_data_status": status, "trading_status": status},
+        )
 
     def run(
         self,
@@ -536,6 +555,7 @@ class TradingEngine:
             self._apply(updates)
         stats.on_bar(bar)
         self.context.remember(bar)
+        started = self.clock.monotonic()
         try:
             self.strategy.on_bar(bar, self.context)
         except (TerminalError, TransientError):
@@ -548,6 +568,14 @@ class TradingEngine:
             err.__cause__ = exc
             self.record_log(str(err), level=LogLevel.ERROR, fields={"error": repr(exc)}, bar=bar)
             self._fire("on_strategy_error", bar, err)
+        took = self.clock.monotonic() - started
+        if took > self._slow_bar_s:
+            slow = StrategyError(
+                f"strategy {self.strategy_info.name} took {took:.3f}s on {bar.symbol} bar at "
+                f"{bar.time.isoformat()} (limit {self._slow_bar_s}s)"
+            )
+            self.record_log(str(slow), level=LogLevel.WARNING, fields={"seconds": took}, bar=bar)
+            self._fire("on_strategy_error", bar, slow)
         if self._counts["fills"] != fills_before:
             self._stats_dirty = True
         now = self.clock.monotonic()
@@ -772,6 +800,8 @@ class TradingEngine:
                 self.writers.finalize()
                 self.writers.close()
         finally:
+            if self._started:
+                self._provider_status(ProviderStatus.DISCONNECTED)
             self._fire("on_status_update", EngineStatus.STOPPED)
             self._fire("on_engine_stop", error)
 

@@ -24,3 +24,39 @@ class ExplodingStrategy(Strategy):
         self.n += 1
         if self.n % 10 == 0:
             raise RuntimeError(f"boom {self.n}")
+
+
+class GarbageStrategy(Strategy):
+    """Returns garbage orders: a dict instead of an OrderIntent, and NaN / negative quantities."""
+
+    name = "garbage"
+    strategy_id = "tests.garbage"
+    config_model = _Cfg
+
+    def on_bar(self, bar: Bar, ctx: StrategyContext) -> None:
+        from argo_engine.domain.enums import Side
+        from argo_engine.domain.orders import OrderIntent
+
+        if bar.time.minute % 3 == 0:
+            ctx.place_order({"symbol": bar.symbol, "side": "BUY"})  # type: ignore[arg-type]
+        elif bar.time.minute % 3 == 1:
+            ctx.place_order(OrderIntent(symbol=bar.symbol, side=Side.BUY, quantity=float("nan")))
+        else:
+            ctx.place_order(OrderIntent(symbol="NOPEUSDT", side=Side.BUY, quantity=1.0))
+
+
+class SlowStrategy(Strategy):
+    """Takes 'five seconds' (on the injected clock) on every tenth bar."""
+
+    name = "slow"
+    strategy_id = "tests.slow"
+    config_model = _Cfg
+
+    def __init__(self, clock: object) -> None:
+        self.clock = clock
+        self.n = 0
+
+    def on_bar(self, bar: Bar, ctx: StrategyContext) -> None:
+        self.n += 1
+        if self.n % 10 == 0:
+            self.clock.advance(5.0)  # type: ignore[attr-defined]
