@@ -131,3 +131,29 @@ def test_stream_retry_after_transient_error_loses_and_duplicates_nothing(tmp_pat
     # Same fills: compare every column but the ids (session ids differ).
     strip = [t[1:12] for t in trades]
     assert strip == [t[1:12] for t in ref_trades]
+
+
+def test_daily_deployment_mode_continues_run_number_and_cumulative_stats(tmp_path: Path) -> None:
+    options = RunOptions(
+        data_output=str(tmp_path / "out"),
+        feed="synthetic",
+        symbols=["BTCUSDT", "ETHUSDT"],
+        interval="5m",
+    )
+    first = trading_session(options=options, session_id="daily-x", day="2025-10-01",
+                            continue_run=True)  # fmt: skip
+    second = trading_session(options=options, session_id="daily-x", day="2025-10-02",
+                             continue_run=True)  # fmt: skip
+    assert [s["date"] for s in first + second] == ["2025-10-01", "2025-10-02"]
+    assert {s["run_id"] for s in first + second} == {"run_1"}
+    out = tmp_path / "out"
+    md = _files_rows(out, "market_data")
+    assert len(md) == 2 * 2 * 288  # two full days of 5m bars for two symbols
+    day1 = yaml.safe_load((out / "2025-10-01" / "run_1" / "stats.yaml").read_text())
+    day2 = yaml.safe_load((out / "2025-10-02" / "run_1" / "stats.yaml").read_text())
+    assert day2["session_start"] == day1["session_start"]
+    n1 = day1["cumulative"]["trade_result"]["number_of_trades"]
+    n2 = day2["daily"]["trade_result"]["number_of_trades"]
+    assert n1 > 0
+    assert n2 > 0
+    assert day2["cumulative"]["trade_result"]["number_of_trades"] == n1 + n2
