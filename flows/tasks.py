@@ -117,7 +117,7 @@ def publish_stats(summary: dict[str, Any], session_id: str) -> str:
     day = summary["date"]
     key = _artifact_key(f"stats-{session_id}-{day}")
     data_output = Path(summary["folder"]).parent.parent
-    report = write_report(data_output, session_id, data_output / "reports" / f"{session_id}.html")
+    report = write_report(data_output, session_id, data_output / ".reports" / f"{session_id}.html")
     chart = base64.b64encode(equity_svg(data_output, session_id).encode()).decode()
     markdown = (
         day_markdown(summary, session_id)

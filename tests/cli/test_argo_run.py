@@ -32,7 +32,7 @@ def _argo(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def _check_layout(out: Path, bars_per_symbol: int) -> None:
-    days = sorted(p for p in out.iterdir() if p.is_dir())
+    days = sorted(p for p in out.iterdir() if p.is_dir() and not p.name.startswith("."))
     assert days, "no trading date folder"
     total = 0
     for day in days:

@@ -148,7 +148,7 @@ def test_deployment_run_through_worker_writes_the_run_folders(
         except subprocess.TimeoutExpired:
             os.killpg(worker.pid, signal.SIGKILL)
         worker_log.close()
-    days = sorted(p.name for p in out.iterdir())
+    days = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
     assert days == ["2025-10-01", "2025-10-02"], (tmp_path / "worker.log").read_text()[-3000:]
     total_bars = 0
     for day in days:

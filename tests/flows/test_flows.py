@@ -84,7 +84,7 @@ def test_three_date_session_runs_three_child_flows_under_one_parent(tmp_path: Pa
     assert all("data:image/svg+xml;base64," in str(a.data) for a in arts)
     assert all("flowtest.html" in str(a.data) for a in arts)
     out = tmp_path / "out"
-    assert (out / "reports" / "flowtest.html").read_text().count("<svg") >= 4
+    assert (out / ".reports" / "flowtest.html").read_text().count("<svg") >= 4
     for s in summaries:
         folder = out / s["date"] / "run_1"
         assert (folder / "stats.yaml").exists()
