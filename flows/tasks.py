@@ -18,7 +18,10 @@ from argo_engine import session
 from argo_engine.options import RunOptions
 from argo_engine.reporting import day_markdown, trades_table
 from argo_engine.tools.report import equity_svg, write_report
+from flows.logs import attach_engine_logs
 from flows.retry import transient_only
+
+attach_engine_logs()
 
 RETRY_DELAYS = [1.0, 5.0, 15.0]
 

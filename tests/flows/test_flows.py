@@ -157,3 +157,26 @@ def test_daily_deployment_mode_continues_run_number_and_cumulative_stats(tmp_pat
     assert n1 > 0
     assert n2 > 0
     assert day2["cumulative"]["trade_result"]["number_of_trades"] == n1 + n2
+
+
+async def _log_names(flow_run_ids: list[str]) -> set[str]:
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    async with get_client() as client:
+        logs = await client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=flow_run_ids))
+        )
+        return {log.name for log in logs}
+
+
+def test_engine_logs_reach_the_prefect_run_logs(tmp_path: Path) -> None:
+    state = trading_session(
+        options=_options(tmp_path, end="2025-10-01T23:00:00Z"),
+        session_id="logtest",
+        return_state=True,
+    )
+    assert state.is_completed()
+    parent_id = str(state.state_details.flow_run_id)
+    children = [str(r.id) for r in asyncio.run(_runs(parent_id))]
+    names = asyncio.run(_log_names([parent_id, *children]))
+    assert any(name.startswith("argo_engine") for name in names), names
