@@ -94,6 +94,14 @@ class Broker(Protocol):
         """Orders still open at the broker."""
         ...
 
+    def recover(self, orders: list[Order]) -> Sequence[OrderUpdate]:
+        """Resolve orders the engine recorded (PENDING) but whose outcome was lost in a crash.
+
+        Returns their current state and any fills; an order the venue never received comes
+        back FAILED. Nothing is sent again.
+        """
+        ...
+
     def positions(self) -> list[Position]:
         """Open positions."""
         ...

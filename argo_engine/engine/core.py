@@ -261,6 +261,7 @@ class TradingEngine:
             self._day_trade_ids.add(fill.trade_id)
             log.warning("recovered fill %s from the journal", fill.trade_id)
         open_at_broker = {o.order_id for o in self.broker.open_orders()}
+        unknown: list[Order] = []
         for row in writers.read_table("orders"):
             order = _order_from_row(row)
             self._order_seq = max(self._order_seq, _order_seq_of(order.order_id, self.run_number))
@@ -269,20 +270,26 @@ class TradingEngine:
                 continue
             done = filled_qty.get(order.order_id, 0.0)
             if done >= order.quantity * (1 - 1e-9):
-                resolved = replace(order, status=OrderStatus.FILLED)
+                writers.append_order(replace(order, status=OrderStatus.FILLED))
+                self._open.pop(order.order_id, None)
             elif order.order_id in open_at_broker:
                 self._open[order.order_id] = order
-                continue
             else:
-                resolved = replace(
-                    order,
-                    status=OrderStatus.FAILED,
-                    reason="lost_on_restart",
-                    message="the engine stopped before the broker confirmed this order; "
-                    "it was not sent again",
-                )
-            writers.append_order(resolved)
-            self._open.pop(order.order_id, None)
+                unknown.append(order)
+        if unknown:
+            # Ask the broker (the venue, for real brokers) what became of them; never resend.
+            for update in self.broker.recover(unknown):
+                for fill in update.fills:
+                    if fill.trade_id in self._day_trade_ids:
+                        continue
+                    booked = stats.record_fill(fill)
+                    writers.append_fill(booked)
+                    self._day_trade_ids.add(booked.trade_id)
+                writers.append_order(update.order)
+                if update.order.status is OrderStatus.PENDING:
+                    self._open[update.order.order_id] = update.order
+                else:
+                    self._open.pop(update.order.order_id, None)
         for latest in writers.query(
             "SELECT symbol, time, open, high, low, close, volume FROM market_data "
             "QUALIFY row_number() OVER (PARTITION BY symbol ORDER BY time DESC) = 1"

@@ -148,6 +148,22 @@ class PaperBroker:
             balances=balances,
         )
 
+    def recover(self, orders: list[Order]) -> list[OrderUpdate]:
+        """Orders recorded before a crash that this (in-process) venue never kept: FAILED."""
+        return [
+            OrderUpdate(
+                replace(
+                    order,
+                    status=OrderStatus.FAILED,
+                    reason="lost_on_restart",
+                    message="the engine stopped before the broker confirmed this order; "
+                    "it was not sent again",
+                )
+            )
+            for order in orders
+            if order.order_id not in self._resting
+        ]
+
     def replay_fill(self, fill: Fill) -> None:
         """Apply a fill found in the journal but missing from restored state (crash recovery)."""
         self._book(fill.symbol, fill.side, fill.position_type, fill.executed_qty,

@@ -327,6 +327,36 @@ class BinanceBroker:
                 updates.append(update)
         return updates
 
+    def recover(self, orders: Sequence[Order]) -> list[OrderUpdate]:
+        """Resolve orders recorded before a crash whose outcome this broker does not know.
+
+        Each is looked up by its client order id: an order Binance has is tracked again and
+        reported with its status and fills (the engine skips fills it already journaled, by
+        trade id); an order Binance never received is FAILED and never sent again.
+        """
+        updates: list[OrderUpdate] = []
+        for order in orders:
+            tracked = _Tracked(order=order, client_id=client_order_id(order.order_id))
+            venue = self._query_order(tracked)
+            if venue is None:
+                updates.append(
+                    OrderUpdate(
+                        replace(
+                            order,
+                            status=OrderStatus.FAILED,
+                            reason="lost_on_restart",
+                            message="Binance never received this order; it was not sent again",
+                        )
+                    )
+                )
+                continue
+            tracked.venue_id = venue.order_id
+            self._orders[order.order_id] = tracked
+            update = self._update(tracked, venue, self._new_trades(tracked, venue))
+            # Always answer for every order: an unchanged PENDING one is open at the venue.
+            updates.append(update if update is not None else OrderUpdate(tracked.order))
+        return updates
+
     def open_orders(self) -> list[Order]:
         """Our orders whose final state has not been reported yet."""
         return [t.order for t in self._orders.values() if t.open]
