@@ -58,6 +58,10 @@ def run(
     day_start: Annotated[
         str | None, typer.Option("--day-start", help="Local start time of a trading date.")
     ] = None,
+    prefetch_days: Annotated[
+        int | None,
+        typer.Option("--prefetch-days", help="Days of history to load before streaming."),
+    ] = None,
     prefect: Annotated[
         bool,
         typer.Option(
@@ -84,6 +88,7 @@ def run(
             timezone=timezone,
             day_start=day_start,
             session_id=session_id,
+            prefetch_days=prefetch_days,
         )
         settings = options.to_settings()
         _configure_logging(settings.log_level)

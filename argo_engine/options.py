@@ -36,6 +36,7 @@ class RunOptions(BaseModel):
     day_start: str | None = Field(default=None, description="Local start of a trading date.")
     session_id: str | None = Field(default=None, description="Session to start or resume.")
     flush_interval_s: float | None = Field(default=None, description="Flush interval (s).")
+    prefetch_days: int | None = Field(default=None, description="Days of warm-up history.")
 
     def to_settings(self, env_file: str | Path | None = ".env") -> ArgoSettings:
         """Merge with the environment and validate.
@@ -66,6 +67,7 @@ class RunOptions(BaseModel):
             "broker": ("broker", "kind"),
             "strategy": ("strategy", "name"),
             "flush_interval_s": ("persistence", "flush_interval_s"),
+            "prefetch_days": ("feed", "prefetch_days"),
         }
         for option, (group, key) in mapping.items():
             value = getattr(self, option)

@@ -28,6 +28,7 @@ class StatusLine:
         self.fills = 0
         self.realized = 0.0
         self.last: Bar | None = None
+        self.prefetch = ""
 
     def callbacks(self) -> EngineCallbacks:
         """Callbacks that keep the counters current."""
@@ -43,13 +44,21 @@ class StatusLine:
             self.fills += 1
             self.realized += fill.pnl
 
+        def on_prefetch(symbol: str, current: int, total: int) -> None:
+            self.prefetch = f"prefetch {symbol} {current}/{total}"
+
         return EngineCallbacks(
-            on_market_data=on_bar, on_order_placed=on_order, on_order_filled=on_fill
+            on_market_data=on_bar,
+            on_order_placed=on_order,
+            on_order_filled=on_fill,
+            on_prefetch_progress=on_prefetch,
         )
 
     def render(self) -> Text:
         """The status line."""
         when = self.last.time.strftime("%Y-%m-%d %H:%M") if self.last else "-"
+        if self.bars == 0 and self.prefetch:
+            return Text(self.prefetch)
         return Text(
             f"bars {self.bars} | orders {self.orders} | fills {self.fills} | "
             f"realized PnL {self.realized:.2f} | {when}"

@@ -361,7 +361,9 @@ def stored_bars(data_output: Path, symbols: list[str], before: datetime, n: int)
     """
     from datetime import UTC
 
-    files = sorted(str(p) for p in data_output.glob("*/run_*/market_data.parquet"))
+    from argo_engine.prefetch import stored_files
+
+    files = stored_files(data_output)
     if not files or n <= 0:
         return []
     con = duckdb.connect()
@@ -431,6 +433,32 @@ def open_engine(
     engine._fire("on_status_update", EngineStatus.PREFETCHING)
     state = find_resume_state(data_output, plan.session_id, plan.run_number, day)
     engine.open_day(day, state)
+    if warm_up and settings.feed.prefetch_days > 0:
+        from argo_engine.prefetch import prefetch
+
+        until = (
+            max(engine._last_time.values())
+            if engine._last_time
+            else (settings.feed.start or clock.now())
+        )
+        prefetch(
+            data_output,
+            engine.feed,
+            list(engine.symbols),
+            settings.session.interval,
+            until,
+            settings.feed.prefetch_days,
+            on_progress=lambda s, i, n: engine._fire("on_prefetch_progress", s, i, n),
+        )
+        if not engine._last_time:
+            # A fresh start warms up from the history just made available.
+            bars = stored_bars(
+                data_output, list(engine.symbols), until, settings.persistence.history_bars
+            )
+            for bar in bars:
+                engine.context.remember(bar)
+            if bars:
+                engine.strategy.warmup(bars)
     if warm_up:
         resume_from = max(engine._last_time.values()) if engine._last_time else None
         if resume_from is not None:

@@ -26,7 +26,8 @@ def test_recover_reports_fills_the_crashed_engine_never_recorded(mock: MockBinan
     resting = order(Side.BUY, 0.001, order_type=OrderType.LIMIT, price=50_000.0)
     before.submit(resting, bar())
     never_sent = order(Side.BUY, 0.001)
-    posts = mock.count("POST", "/api/v3/order")
+    posts = mock.count("/api/v3/order", "POST")
+    assert posts == 2
     after = make_broker(mock)  # a new process: no state about these orders
     updates = {u.order.order_id: u for u in after.recover([filled, resting, never_sent])}
     assert updates[filled.order_id].order.status is OrderStatus.FILLED
@@ -37,4 +38,4 @@ def test_recover_reports_fills_the_crashed_engine_never_recorded(mock: MockBinan
     assert [o.order_id for o in after.open_orders()] == [resting.order_id]
     assert updates[never_sent.order_id].order.status is OrderStatus.FAILED
     assert updates[never_sent.order_id].order.reason == "lost_on_restart"
-    assert mock.count("POST", "/api/v3/order") == posts  # nothing was sent again
+    assert mock.count("/api/v3/order", "POST") == posts  # nothing was sent again
