@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from argo_engine.domain.enums import OrderStatus, OrderType, PositionType, Side
 
@@ -64,6 +66,42 @@ class Order:
     position_type: PositionType
     reason: str = "strategy"
     message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (timestamp as ISO 8601), for saved run state."""
+        return {
+            "order_id": self.order_id,
+            "symbol": self.symbol,
+            "side": str(self.side),
+            "order_type": str(self.order_type),
+            "quantity": self.quantity,
+            "price": self.price,
+            "timestamp": self.timestamp.isoformat(),
+            "status": str(self.status),
+            "strategy_name": self.strategy_name,
+            "position_type": str(self.position_type),
+            "reason": self.reason,
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Order:
+        """Inverse of :meth:`to_dict` (also accepts a datetime timestamp, as rows hold)."""
+        ts = data["timestamp"]
+        return cls(
+            order_id=str(data["order_id"]),
+            symbol=str(data["symbol"]),
+            side=Side(data["side"]),
+            order_type=OrderType(data["order_type"]),
+            quantity=float(data["quantity"]),
+            price=float(data["price"]),
+            timestamp=ts if isinstance(ts, datetime) else datetime.fromisoformat(str(ts)),
+            status=OrderStatus(data["status"]),
+            strategy_name=str(data["strategy_name"]),
+            position_type=PositionType(data["position_type"]),
+            reason=str(data.get("reason") or ""),
+            message=str(data.get("message") or ""),
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

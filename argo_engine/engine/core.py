@@ -263,7 +263,7 @@ class TradingEngine:
         open_at_broker = {o.order_id for o in self.broker.open_orders()}
         unknown: list[Order] = []
         for row in writers.read_table("orders"):
-            order = _order_from_row(row)
+            order = Order.from_dict(row)
             self._order_seq = max(self._order_seq, _order_seq_of(order.order_id, self.run_number))
             if order.status is not OrderStatus.PENDING:
                 self._open.pop(order.order_id, None)
@@ -365,7 +365,7 @@ class TradingEngine:
                 s: [b.time.isoformat(), b.open, b.high, b.low, b.close, b.volume]
                 for s, b in self._last_bar.items()
             },
-            "open_orders": [_order_to_json(o) for o in self._open.values()],
+            "open_orders": [o.to_dict() for o in self._open.values()],
             "broker": self.broker.save_state(),
             "stats": self.stats.to_state(),
             "cache": self.context.cache,
@@ -391,7 +391,7 @@ class TradingEngine:
             s: Bar(s, datetime.fromisoformat(v[0]), v[1], v[2], v[3], v[4], v[5])
             for s, v in state.get("last_bar", {}).items()
         }
-        self._open = {o["order_id"]: _order_from_json(o) for o in state.get("open_orders", [])}
+        self._open = {o["order_id"]: Order.from_dict(o) for o in state.get("open_orders", [])}
         self.broker.restore_state(state["broker"])
         saved_day = (
             date.fromisoformat(state["stats"]["trading_date"])
@@ -874,23 +874,6 @@ def _json_default(value: object) -> object:
     raise TypeError(f"{type(value).__name__} is not JSON-serializable")
 
 
-def _order_to_json(order: Order) -> dict[str, Any]:
-    return {
-        "order_id": order.order_id,
-        "symbol": order.symbol,
-        "side": str(order.side),
-        "order_type": str(order.order_type),
-        "quantity": order.quantity,
-        "price": order.price,
-        "timestamp": order.timestamp.isoformat(),
-        "status": str(order.status),
-        "strategy_name": order.strategy_name,
-        "position_type": str(order.position_type),
-        "reason": order.reason,
-        "message": order.message,
-    }
-
-
 def _order_seq_of(order_id: str, run_number: int) -> int:
     head, _, tail = order_id.rpartition("-")
     if head.endswith(f"-r{run_number}") and tail.isdigit():
@@ -919,40 +902,6 @@ def _fill_from_row(row: Mapping[str, Any]) -> Fill:
         position_type=PositionType(row["position_type"]),
         pnl=float(row["pnl"]),
         commission_asset=str(row.get("commission_asset") or ""),
-    )
-
-
-def _order_from_row(row: Mapping[str, Any]) -> Order:
-    return Order(
-        order_id=str(row["order_id"]),
-        symbol=str(row["symbol"]),
-        side=Side(row["side"]),
-        order_type=OrderType(row["order_type"]),
-        quantity=float(row["quantity"]),
-        price=float(row["price"]),
-        timestamp=_utc(row["timestamp"]),
-        status=OrderStatus(row["status"]),
-        strategy_name=str(row["strategy_name"]),
-        position_type=PositionType(row["position_type"]),
-        reason=str(row.get("reason") or ""),
-        message=str(row.get("message") or ""),
-    )
-
-
-def _order_from_json(data: Mapping[str, Any]) -> Order:
-    return Order(
-        order_id=data["order_id"],
-        symbol=data["symbol"],
-        side=Side(data["side"]),
-        order_type=OrderType(data["order_type"]),
-        quantity=float(data["quantity"]),
-        price=float(data["price"]),
-        timestamp=datetime.fromisoformat(data["timestamp"]),
-        status=OrderStatus(data["status"]),
-        strategy_name=data["strategy_name"],
-        position_type=PositionType(data["position_type"]),
-        reason=data.get("reason", ""),
-        message=data.get("message", ""),
     )
 
 

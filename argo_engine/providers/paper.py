@@ -180,7 +180,7 @@ class PaperBroker:
             "pnl_method": str(self.ledger.method),
             "ledger": self.ledger.to_state(),
             "last": dict(self._last),
-            "resting": [_order_json(o) for o in self._resting.values()],
+            "resting": [Order.to_dict(o) for o in self._resting.values()],
             "reserved": dict(self._reserved_cash),
             "fill_seq": dict(self._fill_seq),
         }
@@ -192,7 +192,7 @@ class PaperBroker:
         self.fees = float(state["fees"])
         self.ledger = Ledger.from_state(PnlMethod(state["pnl_method"]), state["ledger"])
         self._last = {str(k): float(v) for k, v in state["last"].items()}
-        self._resting = {o["order_id"]: _order_from_json(o) for o in state["resting"]}
+        self._resting = {o["order_id"]: Order.from_dict(o) for o in state["resting"]}
         self._reserved_cash = {str(k): float(v) for k, v in state["reserved"].items()}
         self._fill_seq = {str(k): int(v) for k, v in state.get("fill_seq", {}).items()}
         self._positions_cache = None
@@ -302,37 +302,3 @@ class PaperBroker:
         self._fill_seq.pop(order.order_id, None)
         filled = replace(order, status=OrderStatus.FILLED)
         return OrderUpdate(filled, (fill,))
-
-
-def _order_json(order: Order) -> dict[str, Any]:
-    return {
-        "order_id": order.order_id,
-        "symbol": order.symbol,
-        "side": str(order.side),
-        "order_type": str(order.order_type),
-        "quantity": order.quantity,
-        "price": order.price,
-        "timestamp": order.timestamp.isoformat(),
-        "status": str(order.status),
-        "strategy_name": order.strategy_name,
-        "position_type": str(order.position_type),
-        "reason": order.reason,
-        "message": order.message,
-    }
-
-
-def _order_from_json(data: dict[str, Any]) -> Order:
-    return Order(
-        order_id=data["order_id"],
-        symbol=data["symbol"],
-        side=Side(data["side"]),
-        order_type=OrderType(data["order_type"]),
-        quantity=float(data["quantity"]),
-        price=float(data["price"]),
-        timestamp=datetime.fromisoformat(data["timestamp"]),
-        status=OrderStatus(data["status"]),
-        strategy_name=data["strategy_name"],
-        position_type=PositionType(data["position_type"]),
-        reason=data.get("reason", ""),
-        message=data.get("message", ""),
-    )

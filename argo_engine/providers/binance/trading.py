@@ -35,7 +35,6 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -426,7 +425,7 @@ class BinanceBroker:
         return {
             "orders": [
                 {
-                    "order": _order_json(t.order),
+                    "order": Order.to_dict(t.order),
                     "client_id": t.client_id,
                     "venue_id": t.venue_id,
                     "executed": t.executed,
@@ -444,7 +443,7 @@ class BinanceBroker:
         """Restore :meth:`save_state` output; restored open orders are polled on the next bar."""
         self._orders = {}
         for item in state.get("orders", []):
-            order = _order_from_json(item["order"])
+            order = Order.from_dict(item["order"])
             self._orders[order.order_id] = _Tracked(
                 order=order,
                 client_id=str(item["client_id"]),
@@ -645,37 +644,3 @@ def _rejection_reason(exc: BinanceApiError) -> str:
 
 def _rejected(order: Order, reason: str, message: str) -> OrderUpdate:
     return OrderUpdate(replace(order, status=OrderStatus.REJECTED, reason=reason, message=message))
-
-
-def _order_json(order: Order) -> dict[str, Any]:
-    return {
-        "order_id": order.order_id,
-        "symbol": order.symbol,
-        "side": str(order.side),
-        "order_type": str(order.order_type),
-        "quantity": order.quantity,
-        "price": order.price,
-        "timestamp": order.timestamp.isoformat(),
-        "status": str(order.status),
-        "strategy_name": order.strategy_name,
-        "position_type": str(order.position_type),
-        "reason": order.reason,
-        "message": order.message,
-    }
-
-
-def _order_from_json(data: dict[str, Any]) -> Order:
-    return Order(
-        order_id=str(data["order_id"]),
-        symbol=str(data["symbol"]),
-        side=Side(data["side"]),
-        order_type=OrderType(data["order_type"]),
-        quantity=float(data["quantity"]),
-        price=float(data["price"]),
-        timestamp=datetime.fromisoformat(data["timestamp"]),
-        status=OrderStatus(data["status"]),
-        strategy_name=str(data["strategy_name"]),
-        position_type=PositionType(data["position_type"]),
-        reason=str(data.get("reason", "")),
-        message=str(data.get("message", "")),
-    )
