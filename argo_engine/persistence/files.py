@@ -83,6 +83,10 @@ def atomic_write_with(
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise persistence_error(exc, path) from exc
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def move_aside(path: Path, now: datetime) -> Path:

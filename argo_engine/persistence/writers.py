@@ -9,12 +9,17 @@ Write path of a row (DESIGN.md "Folder layout"):
 2. At flush (or query) time the buffered rows enter an in-memory DuckDB table in one batch
    (via a pyarrow table); a key seen before turns the batch into delete-then-insert, so each
    table keeps one row per :attr:`TableSchema.key`, the later row winning.
-3. Materializing a table copies it, sorted by :attr:`TableSchema.order_by`, to a temp file
-   (DuckDB ``COPY ... (FORMAT PARQUET)``), fsyncs it and ``os.replace``s it onto
-   ``<table>.parquet``; only then is the table's journal truncated. Materializing is O(rows of
-   the day), so it is spaced adaptively: after one that took ``w`` seconds the next non-forced
-   one of that table waits ``max(flush_interval_s, w / max_write_share)``. Durability never
-   waits for it; the journal covers every row meanwhile.
+3. Materializing a table writes a new version of ``<table>.parquet`` to a temp file, fsyncs it
+   and ``os.replace``s it onto the file; only then is the table's journal truncated. When the
+   rows loaded since the last write are all new keys that sort after the stored rows (the
+   common case: bars, fills, marks and logs arrive in order), the new version is the old one
+   plus a row group (:mod:`argo_engine.persistence.parquet_append`), which costs the new rows
+   plus an in-kernel copy. Otherwise (an order changed status, a late bar, or more than
+   ``_MAX_ROW_GROUPS`` row groups) the whole table is copied, sorted by
+   :attr:`TableSchema.order_by` (DuckDB ``COPY ... (FORMAT PARQUET)``). Writes are spaced
+   adaptively: after one that took ``w`` seconds the next non-forced one of that table waits
+   ``max(flush_interval_s, w / max_write_share)``. Durability never waits for them; the
+   journal covers every row meanwhile.
 
 Reopening a folder (a retry) loads the parquet files, replays the journals over them (later rows
 win by key, so a crash between a parquet replace and the journal truncation duplicates
@@ -25,12 +30,13 @@ An unreadable parquet file, or one whose columns differ from the schema, is move
 ``<name>.corrupt-<timestamp>`` (never overwritten) and listed in :attr:`RunWriters.corrupt_files`;
 a journal with corrupt lines is moved aside the same way once its good rows are in parquet.
 
-Concurrent readers: every version of a file is complete, but DuckDB ``read_parquet(path)``
-(three opens per query in DuckDB 2.0) and ``pyarrow.parquet.read_table(path)`` (two) reopen the
-path within one read, so a replace landing between those opens can fail that read with a
-decoding error. Such a read may simply be retried; a reader that opens the file once and reads
-that version (``pyarrow.parquet.ParquetFile`` on an open file, or DuckDB on
-``/proc/self/fd/<fd>``) never fails.
+Concurrent readers: every version of a file is complete. DuckDB ``read_parquet(path)`` reads
+the footer through one open of the path and the data through later opens; an append keeps the
+previous version as a byte prefix of the new one, so such a read never mixes two versions.
+A full rewrite (status change of a stored order, late rows, compaction) has no such prefix: a
+read that spans it can fail with a decoding error and may simply be retried; a reader that
+opens the file once and reads that version (``pyarrow.parquet.ParquetFile`` on an open file,
+or DuckDB on ``/proc/self/fd/<fd>``) never fails.
 """
 
 from __future__ import annotations
@@ -57,6 +63,12 @@ from argo_engine.persistence.files import (
     persistence_error,
 )
 from argo_engine.persistence.journal import Journal, encode_rows, read_journal
+from argo_engine.persistence.parquet_append import (
+    Footer,
+    ParquetAppendError,
+    append_file,
+    read_footer,
+)
 from argo_engine.persistence.schema import (
     JOURNAL_DIR,
     LOGS,
@@ -83,6 +95,12 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
 }
 
 _BATCH = "_argo_batch"
+_FRESH = "_argo_fresh"
+_NEW = "_argo_new"
+
+# A file appended to this many times is rewritten in one piece (compacted) at its next write:
+# many small row groups make the footer, and every read of it, slower.
+_MAX_ROW_GROUPS = 512
 
 Row = tuple[object, ...]
 
@@ -97,6 +115,11 @@ def _us(value: datetime) -> int:
 
 def _opt_us(value: datetime | None) -> int | None:
     return None if value is None else _us(value)
+
+
+def _sort_key(values: tuple[object, ...]) -> tuple[tuple[bool, object], ...]:
+    # NULLs sort last (DuckDB's default for ascending order).
+    return tuple((v is None, v) for v in values)
 
 
 def _quote(name: str) -> str:
@@ -125,6 +148,11 @@ class _Table:
         "arrow_type",
         "changed",
         "cols_sql",
+        "file_last",
+        "file_rows",
+        "footer",
+        "fresh",
+        "fresh_replace",
         "journal",
         "key_of",
         "match_sql",
@@ -152,6 +180,14 @@ class _Table:
         self.changed = False
         # Monotonic time before which no non-forced materialization of this table runs.
         self.next_at = 0.0
+        # Batches loaded into DuckDB since the file was last written, and whether one of them
+        # replaced rows by key: what decides between appending to the file and rewriting it.
+        self.fresh: list[pa.Table] = []
+        self.fresh_replace = False
+        # Rows in the file, its greatest sort key, and its footer when this writer wrote it.
+        self.file_rows = 0
+        self.file_last: tuple[object, ...] | None = None
+        self.footer: Footer | None = None
         self.arrow_type = pa.struct([(c, _ARROW_TYPES[t]) for c, t in schema.columns])
         key_idx = [schema.column_names.index(k) for k in schema.key]
         self.key_of: Callable[[Row], object] = operator.itemgetter(*key_idx)
@@ -563,11 +599,14 @@ class RunWriters:
             con.unregister(_BATCH)
         table.pending = []
         table.replace = False
+        table.fresh.append(batch)
+        table.fresh_replace = table.fresh_replace or replace
 
     def _materialize(self, table: _Table, now: float) -> None:
         self._load(table)
         started = time.perf_counter()
-        self._write_parquet(table)
+        if not self._append_parquet(table):
+            self._write_parquet(table)
         took = time.perf_counter() - started
         table.next_at = now + max(self._flush_interval, took / self._max_write_share)
         table.changed = False
@@ -576,6 +615,8 @@ class RunWriters:
         table.unjournaled = []
 
     def _write_parquet(self, table: _Table) -> None:
+        """Rewrite the whole file from the DuckDB table (sorted)."""
+
         def produce(tmp: Path) -> None:
             target = str(tmp).replace("'", "''")
             try:
@@ -588,6 +629,105 @@ class RunWriters:
 
         atomic_write_with(table.path, produce)
         self.materializations += 1
+        self._note_file(table)
+        table.footer = None
+
+    def _note_file(self, table: _Table) -> None:
+        """Remember that the file now holds exactly the DuckDB table."""
+        ((rows,),) = self._con.execute(f"SELECT count(*) FROM {table.name}").fetchall()
+        last = self._con.execute(
+            f"SELECT {table.order_sql} FROM {table.name} ORDER BY {table.order_sql} DESC LIMIT 1"
+        ).fetchall()
+        table.file_rows = int(rows)
+        table.file_last = tuple(last[0]) if last else None
+        table.fresh = []
+        table.fresh_replace = False
+
+    def _append_parquet(self, table: _Table) -> bool:
+        """Append the rows loaded since the last write as new row groups, if that is exact.
+
+        Appending keeps the previous version of the file as a byte prefix of the new one (see
+        :mod:`argo_engine.persistence.parquet_append`), so readers that open the path several
+        times per query never mix two versions. It applies when no stored row changed, the new
+        rows sort after the stored ones and the file is not fragmented; otherwise the caller
+        rewrites the file.
+
+        Returns:
+            Whether the file was appended to.
+        """
+        if not table.fresh or table.file_rows == 0 or not table.path.exists():
+            return False
+        if table.footer is not None and len(table.footer.row_groups) >= _MAX_ROW_GROUPS:
+            return False
+        con = self._con
+        keys = ", ".join(_quote(k) for k in table.schema.key)
+        con.register(_FRESH, pa.concat_tables(table.fresh))
+        try:
+            # The current version of every row keyed like a fresh one (a row replaced twice
+            # since the last write is one row here).
+            source = (
+                f"(SELECT {table.cols_sql} FROM {table.name} "
+                f"SEMI JOIN (SELECT DISTINCT {keys} FROM {_FRESH}) USING ({keys}))"
+                if table.fresh_replace
+                else _FRESH
+            )
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {_NEW} AS SELECT * FROM {source}")
+        finally:
+            con.unregister(_FRESH)
+        try:
+            ((total,),) = con.execute(f"SELECT count(*) FROM {table.name}").fetchall()
+            ((new,),) = con.execute(f"SELECT count(*) FROM {_NEW}").fetchall()
+            if new == 0 or total != table.file_rows + new:
+                return False  # a row already in the file was replaced
+            first, last = (
+                tuple(
+                    con.execute(
+                        f"SELECT {table.order_sql} FROM {_NEW} ORDER BY {table.order_sql} "
+                        f"{direction} LIMIT 1"
+                    ).fetchall()[0]
+                )
+                for direction in ("ASC", "DESC")
+            )
+            if table.file_last is not None and _sort_key(first) <= _sort_key(table.file_last):
+                return False  # the file must stay sorted
+            try:
+                footer = table.footer or read_footer(table.path)
+            except (ParquetAppendError, OSError):
+                return False
+            if len(footer.row_groups) >= _MAX_ROW_GROUPS:
+                return False
+            part = table.path.with_name(f".{table.schema.file_name}.{os.getpid()}.part.tmp")
+            target = str(part).replace("'", "''")
+            try:
+                con.execute(
+                    f"COPY (SELECT * FROM {_NEW} ORDER BY {table.order_sql}) "
+                    f"TO '{target}' (FORMAT PARQUET)"
+                )
+                written: list[Footer] = []
+
+                def produce(tmp: Path) -> None:
+                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                    try:
+                        written.append(append_file(table.path, footer, part, fd))
+                    finally:
+                        os.close(fd)
+
+                atomic_write_with(table.path, produce)
+            except duckdb.IOException as exc:
+                raise persistence_error(_os_error(exc, part), part) from exc
+            except ParquetAppendError:
+                return False
+            finally:
+                part.unlink(missing_ok=True)
+        finally:
+            con.execute(f"DROP TABLE IF EXISTS {_NEW}")
+        self.materializations += 1
+        table.footer = written[0]
+        table.file_rows += int(new)
+        table.file_last = last
+        table.fresh = []
+        table.fresh_replace = False
+        return True
 
     # -- recovery ------------------------------------------------------------------------------
 
@@ -604,6 +744,8 @@ class RunWriters:
                 self._load(table)
             if not loaded or contents.rows:
                 self._write_parquet(table)
+            else:
+                self._note_file(table)
             if contents.corrupt_lines:
                 self._move_aside(table.journal.path)
             elif contents.rows or contents.torn_tail:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -531,6 +532,103 @@ def test_unwritable_parquet_target_is_persistence_error_without_litter(
     assert [r[0] for r in parquet_rows(target)] == ["o1"]
 
 
+def row_groups(path: Path) -> int:
+    return int(pq.read_metadata(path).num_row_groups)
+
+
+def test_new_rows_are_appended_keeping_each_version_as_a_prefix(
+    folder: Path, clock: FakeClock
+) -> None:
+    writers = RunWriters(folder, clock=clock)
+    path = folder / "market_data.parquet"
+    versions: list[bytes] = []
+    for f in range(4):
+        for i in range(5):
+            writers.append_bar(bar(f * 5 + i))
+        writers.flush()
+        versions.append(path.read_bytes())
+    for old, new in itertools.pairwise(versions):
+        footer_len = int.from_bytes(old[-8:-4], "little")
+        assert new[: len(old) - 8 - footer_len] == old[: len(old) - 8 - footer_len]
+    assert row_groups(path) == 4
+    naive = T0.replace(tzinfo=None)
+    assert [r[0] for r in parquet_rows(path)] == [naive + timedelta(minutes=i) for i in range(20)]
+    writers.close()
+
+
+def test_status_change_of_a_stored_order_rewrites_the_file(folder: Path, clock: FakeClock) -> None:
+    writers = RunWriters(folder, clock=clock)
+    path = folder / "orders.parquet"
+    writers.append_order(order("o1"))
+    writers.flush()
+    # Placed and filled between two writes: still an append of one row.
+    writers.append_order(order("o2", minute=1))
+    writers.append_order(order("o2", OrderStatus.FILLED, minute=1))
+    writers.flush()
+    assert row_groups(path) == 2
+    writers.append_order(order("o1", OrderStatus.CANCELLED))
+    writers.flush()
+    assert row_groups(path) == 1
+    rows = (
+        duckdb.connect()
+        .execute("SELECT order_id, status FROM read_parquet(?)", [str(path)])
+        .fetchall()
+    )
+    assert rows == [("o1", "CANCELLED"), ("o2", "FILLED")]
+    writers.close()
+
+
+def test_late_rows_rewrite_the_file_so_it_stays_sorted(folder: Path, clock: FakeClock) -> None:
+    writers = RunWriters(folder, clock=clock)
+    path = folder / "market_data.parquet"
+    writers.append_bar(bar(5))
+    writers.flush()
+    writers.append_bar(bar(7, symbol="ETHUSDT"))
+    writers.flush()
+    assert row_groups(path) == 2
+    writers.append_bar(bar(6))  # older than the file's last row
+    writers.flush()
+    assert row_groups(path) == 1
+    got = [(r[1], r[0].replace(tzinfo=UTC)) for r in parquet_rows(path)]
+    assert got == [
+        ("BTCUSDT", T0 + timedelta(minutes=5)),
+        ("BTCUSDT", T0 + timedelta(minutes=6)),
+        ("ETHUSDT", T0 + timedelta(minutes=7)),
+    ]
+    writers.close()
+
+
+def test_fragmented_file_is_compacted(
+    folder: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writers_module, "_MAX_ROW_GROUPS", 3)
+    writers = RunWriters(folder, clock=clock)
+    path = folder / "logs.parquet"
+    counts = []
+    for _ in range(5):
+        writers.append_log(log(writers, "x"))
+        writers.flush()
+        counts.append(row_groups(path))
+    assert counts == [1, 2, 3, 1, 2]
+    assert [r[0] for r in parquet_rows(path)] == [1, 2, 3, 4, 5]
+    writers.close()
+
+
+def test_reopened_folder_appends_to_files_of_an_earlier_process(
+    folder: Path, clock: FakeClock
+) -> None:
+    first = RunWriters(folder, clock=clock)
+    first.append_fill(fill("t1", minute=1))
+    first.close()
+    second = RunWriters(folder, clock=clock)
+    second.append_fill(fill("t2", minute=2))
+    second.flush()
+    path = folder / "trades.parquet"
+    assert row_groups(path) == 2
+    assert [r[0] for r in parquet_rows(path)] == ["o-t1", "o-t2"]
+    second.close()
+
+
 # -- model-based check: any mix of appends, flushes and reopens keeps the latest row per key --
 
 _op = st.one_of(
@@ -585,6 +683,22 @@ def test_any_operation_sequence_matches_a_dict_model(tmp_path: Path, ops: list) 
     assert {r["trade_id"]: r["pnl"] for r in writers.read_table("trades")} == fills
     assert [r["id"] for r in writers.read_table("logs")] == logs
     writers.close()
+    # The files (written by appends and rewrites) hold the same rows, sorted.
+    con = duckdb.connect()
+    market = str(folder / "market_data.parquet")
+    file_bars = con.execute("SELECT symbol, time, close FROM read_parquet(?)", [market]).fetchall()
+    assert {(s, t.replace(tzinfo=UTC)): c for s, t, c in file_bars} == got_bars
+    assert [(t, s) for s, t, _ in file_bars] == sorted((t, s) for s, t, _ in file_bars)
+    orders_path = str(folder / "orders.parquet")
+    file_orders = con.execute("SELECT order_id, status FROM read_parquet(?)", [orders_path])
+    assert dict(file_orders.fetchall()) == orders
+    trades_path = str(folder / "trades.parquet")
+    file_fills = con.execute("SELECT trade_id, pnl FROM read_parquet(?)", [trades_path])
+    assert dict(file_fills.fetchall()) == fills
+    logs_path = str(folder / "logs.parquet")
+    assert [
+        r[0] for r in con.execute("SELECT id FROM read_parquet(?)", [logs_path]).fetchall()
+    ] == logs
     for schema in TABLES.values():
         keys = ", ".join(schema.key)
         path = str(folder / schema.file_name)

@@ -2,10 +2,10 @@
 
 ``python writer_procs.py reader <folder> <stop_file> <batch>``
     Polls market_data.parquet and orders.parquet until ``stop_file`` exists (bounded), and
-    prints one JSON line per newly seen market_data row count, then a JSON summary. Each read
-    opens the file once and reads that one version (DuckDB through ``/proc/self/fd/N``,
-    pyarrow through ``ParquetFile`` on the open file): DuckDB's ``read_parquet(path)`` opens a
-    path several times per query, so a replace between its opens would mix two versions.
+    prints one JSON line per newly seen market_data row count, then a JSON summary. Reads go
+    through the path (DuckDB ``read_parquet(path)``, ``pyarrow.parquet.read_table(path)``),
+    which open it several times per read: appends keep every version a prefix of the next,
+    so a replace between those opens must not show.
 ``python writer_procs.py crash <folder>``
     Appends rows of every kind, flushes part of them, prints a JSON manifest of what was
     acknowledged as durable, and SIGKILLs itself.
@@ -54,24 +54,21 @@ def reader(folder: Path, stop_file: Path, batch: int) -> None:
     while reads < MAX_READS and not stop_file.exists():
         reads += 1
         try:
-            with open(market, "rb") as pinned:
-                if reads % 2:
-                    row = con.execute(
-                        "SELECT count(*), coalesce(sum(close), 0) FROM read_parquet(?)",
-                        [f"/proc/self/fd/{pinned.fileno()}"],
-                    ).fetchall()[0]
-                    count = int(row[0])
-                else:
-                    table = pq.ParquetFile(pinned).read()
-                    count = table.num_rows
-                    row = (count, sum(table.column("close").to_pylist()))
+            # Plain path reads, as users write them: DuckDB and pyarrow both open the path
+            # more than once per read.
+            if reads % 2:
+                row = con.execute(
+                    "SELECT count(*), coalesce(sum(close), 0) FROM read_parquet(?)", [market]
+                ).fetchall()[0]
+                count = int(row[0])
+            else:
+                table = pq.read_table(market)
+                count = table.num_rows
+                row = (count, sum(table.column("close").to_pylist()))
             # Each flush adds exactly `batch` bars with close == 1.0: a partial file shows.
             if count % batch or float(row[1]) != float(count):
                 errors.append(f"partial market_data: {row}")
-            with open(orders, "rb") as pinned:
-                con.execute(
-                    "SELECT count(*) FROM read_parquet(?)", [f"/proc/self/fd/{pinned.fileno()}"]
-                ).fetchall()
+            con.execute("SELECT count(*) FROM read_parquet(?)", [orders]).fetchall()
         except Exception as exc:  # any failure of a reader is what we look for
             errors.append(repr(exc))
             continue
