@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from argo_engine.verify import verify_path
@@ -27,6 +29,14 @@ trading_session(options=RunOptions(data_output=sys.argv[1], feed="synthetic", pa
 """
 
 
+def streamed_bars(path: Path) -> int:
+    try:
+        with path.open("rb") as handle:  # one open: one consistent version of the file
+            return int(pq.ParquetFile(handle).metadata.num_rows)
+    except (OSError, pa.ArrowException):
+        return 0  # not created yet
+
+
 def test_sigterm_during_stream_flushes_and_finalizes(tmp_path: Path) -> None:
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ARGO_", "PREFECT_"))}
@@ -38,11 +48,11 @@ def test_sigterm_during_stream_flushes_and_finalizes(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    journal = out / "2025-10-01" / "run_1" / ".journal" / "market_data.jsonl"
+    market = out / "2025-10-01" / "run_1" / "market_data.parquet"
     deadline = time.monotonic() + 180
-    # Wait (bounded) until the paced stream has journaled a few bars: an external process
+    # Wait (bounded) until the paced stream has materialized a few bars: an external process
     # offers no other signal than its files.
-    while not (journal.exists() and journal.stat().st_size > 200):
+    while streamed_bars(market) < 3:
         assert proc.poll() is None, proc.stdout.read().decode()[-3000:] if proc.stdout else ""
         assert time.monotonic() < deadline, "the stream never started"
         time.sleep(0.2)
