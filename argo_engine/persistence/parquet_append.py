@@ -193,6 +193,11 @@ def read_footer(path: Path) -> Footer:
         ParquetAppendError: If the file is not a parquet file this module understands.
         OSError: If the file cannot be read.
     """
+    fields, data_end, size = _read_raw_footer(path)
+    return _footer_from(fields, data_end, size)
+
+
+def _read_raw_footer(path: Path) -> tuple[list[Field], int, int]:
     with path.open("rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         if size < 12:
@@ -207,7 +212,7 @@ def read_footer(path: Path) -> Footer:
             raise ParquetAppendError(f"{path} has an impossible footer length {length}")
         handle.seek(data_end)
         raw = handle.read(length)
-    return _footer_from(decode_struct(raw), data_end, size)
+    return decode_struct(raw), data_end, size
 
 
 def _footer_from(fields: list[Field], data_end: int, size: int) -> Footer:
@@ -255,8 +260,7 @@ def _shift(fields: list[Field], ids: tuple[int, ...], by: int) -> list[Field]:
     return [(fid, t, v + by if fid in ids and t == TType.I64 else v) for fid, t, v in fields]
 
 
-def _shift_row_group(encoded: bytes, by: int, ordinal: int) -> bytes:
-    fields = decode_struct(encoded)
+def _shift_row_group(fields: list[Field], by: int, ordinal: int) -> bytes:
     out: list[Field] = []
     for fid, ftype, value in fields:
         if fid == _RG_COLUMNS:
@@ -332,21 +336,30 @@ def append_file(current: Path, footer: Footer, part: Path, out_fd: int) -> Foote
         ParquetAppendError: If ``part`` has another schema or features an append cannot shift.
         OSError: If a file cannot be read or written.
     """
-    new = read_footer(part)
-    if new.schema != footer.schema:
+    fields, part_end, _ = _read_raw_footer(part)
+    part_rows = 0
+    part_groups: list[list[Field]] = []
+    part_schema: Value = None
+    for fid, _, value in fields:
+        if fid == _FMD_NUM_ROWS:
+            part_rows = int(value)
+        elif fid == _FMD_ROW_GROUPS:
+            part_groups = value[1]
+        elif fid == _FMD_SCHEMA:
+            part_schema = value
+    if part_schema != footer.schema:
         raise ParquetAppendError("the new rows have another parquet schema")
     shift = footer.data_end - len(MAGIC)
     groups = [
-        _shift_row_group(rg, shift, len(footer.row_groups) + i)
-        for i, rg in enumerate(new.row_groups)
+        _shift_row_group(rg, shift, len(footer.row_groups) + i) for i, rg in enumerate(part_groups)
     ]
     _copy_range(current, out_fd, 0, footer.data_end)
-    _copy_range(part, out_fd, len(MAGIC), new.data_end - len(MAGIC))
+    _copy_range(part, out_fd, len(MAGIC), part_end - len(MAGIC))
     merged = Footer(
         head=footer.head,
-        num_rows=footer.num_rows + new.num_rows,
+        num_rows=footer.num_rows + part_rows,
         row_groups=footer.row_groups + tuple(groups),
-        data_end=footer.data_end + new.data_end - len(MAGIC),
+        data_end=footer.data_end + part_end - len(MAGIC),
         size=0,
     )
     tail = encode_footer(merged)

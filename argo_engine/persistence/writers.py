@@ -96,7 +96,6 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
 
 _BATCH = "_argo_batch"
 _FRESH = "_argo_fresh"
-_NEW = "_argo_new"
 
 # A file appended to this many times is rewritten in one piece (compacted) at its next write:
 # many small row groups make the footer, and every read of it, slower.
@@ -148,6 +147,8 @@ class _Table:
         "arrow_type",
         "changed",
         "cols_sql",
+        "desc_sql",
+        "export_sql",
         "file_last",
         "file_rows",
         "footer",
@@ -193,6 +194,14 @@ class _Table:
         self.key_of: Callable[[Row], object] = operator.itemgetter(*key_idx)
         self.cols_sql = ", ".join(_quote(c) for c in schema.column_names)
         self.order_sql = ", ".join(_quote(c) for c in schema.order_by)
+        self.desc_sql = ", ".join(f"{_quote(c)} DESC" for c in schema.order_by)
+        # DuckDB marks a parquet column REQUIRED when its statistics show no NULL yet, so the
+        # same table would get another schema once a NULL arrives, and a file could not take
+        # appends written from a batch. The no-op CASE keeps every column OPTIONAL.
+        self.export_sql = ", ".join(
+            f"CASE WHEN {_quote(c)} IS NULL THEN NULL ELSE {_quote(c)} END AS {_quote(c)}"
+            for c in schema.column_names
+        )
         self.match_sql = " AND ".join(f"t.{_quote(k)} = b.{_quote(k)}" for k in schema.key)
 
 
@@ -621,7 +630,8 @@ class RunWriters:
             target = str(tmp).replace("'", "''")
             try:
                 self._con.execute(
-                    f"COPY (SELECT {table.cols_sql} FROM {table.name} ORDER BY {table.order_sql}) "
+                    f"COPY (SELECT {table.export_sql} FROM {table.name} "
+                    f"ORDER BY {table.order_sql}) "
                     f"TO '{target}' (FORMAT PARQUET)"
                 )
             except duckdb.IOException as exc:
@@ -636,7 +646,7 @@ class RunWriters:
         """Remember that the file now holds exactly the DuckDB table."""
         ((rows,),) = self._con.execute(f"SELECT count(*) FROM {table.name}").fetchall()
         last = self._con.execute(
-            f"SELECT {table.order_sql} FROM {table.name} ORDER BY {table.order_sql} DESC LIMIT 1"
+            f"SELECT {table.order_sql} FROM {table.name} ORDER BY {table.desc_sql} LIMIT 1"
         ).fetchall()
         table.file_rows = int(rows)
         table.file_last = tuple(last[0]) if last else None
@@ -661,33 +671,29 @@ class RunWriters:
             return False
         con = self._con
         keys = ", ".join(_quote(k) for k in table.schema.key)
+        # The current version of every row keyed like a fresh one (a row replaced twice since
+        # the last write is one row here).
+        source = (
+            f"(SELECT {table.cols_sql} FROM {table.name} "
+            f"SEMI JOIN (SELECT DISTINCT {keys} FROM {_FRESH}) USING ({keys}))"
+            if table.fresh_replace
+            else _FRESH
+        )
+        order = table.order_sql
+        written: list[Footer] = []
         con.register(_FRESH, pa.concat_tables(table.fresh))
         try:
-            # The current version of every row keyed like a fresh one (a row replaced twice
-            # since the last write is one row here).
-            source = (
-                f"(SELECT {table.cols_sql} FROM {table.name} "
-                f"SEMI JOIN (SELECT DISTINCT {keys} FROM {_FRESH}) USING ({keys}))"
-                if table.fresh_replace
-                else _FRESH
-            )
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {_NEW} AS SELECT * FROM {source}")
-        finally:
-            con.unregister(_FRESH)
-        try:
             ((total,),) = con.execute(f"SELECT count(*) FROM {table.name}").fetchall()
-            ((new,),) = con.execute(f"SELECT count(*) FROM {_NEW}").fetchall()
-            if new == 0 or total != table.file_rows + new:
+            firsts = con.execute(
+                f"(SELECT {order} FROM {source} ORDER BY {order} LIMIT 1) UNION ALL "
+                f"(SELECT {order} FROM {source} ORDER BY {table.desc_sql} LIMIT 1)"
+            ).fetchall()
+            if not firsts:
+                return False
+            first, last = tuple(firsts[0]), tuple(firsts[-1])
+            ((new,),) = con.execute(f"SELECT count(*) FROM {source}").fetchall()
+            if total != table.file_rows + new:
                 return False  # a row already in the file was replaced
-            first, last = (
-                tuple(
-                    con.execute(
-                        f"SELECT {table.order_sql} FROM {_NEW} ORDER BY {table.order_sql} "
-                        f"{direction} LIMIT 1"
-                    ).fetchall()[0]
-                )
-                for direction in ("ASC", "DESC")
-            )
             if table.file_last is not None and _sort_key(first) <= _sort_key(table.file_last):
                 return False  # the file must stay sorted
             try:
@@ -700,10 +706,9 @@ class RunWriters:
             target = str(part).replace("'", "''")
             try:
                 con.execute(
-                    f"COPY (SELECT * FROM {_NEW} ORDER BY {table.order_sql}) "
+                    f"COPY (SELECT {table.export_sql} FROM {source} ORDER BY {order}) "
                     f"TO '{target}' (FORMAT PARQUET)"
                 )
-                written: list[Footer] = []
 
                 def produce(tmp: Path) -> None:
                     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -720,7 +725,7 @@ class RunWriters:
             finally:
                 part.unlink(missing_ok=True)
         finally:
-            con.execute(f"DROP TABLE IF EXISTS {_NEW}")
+            con.unregister(_FRESH)
         self.materializations += 1
         table.footer = written[0]
         table.file_rows += int(new)

@@ -598,6 +598,38 @@ def test_late_rows_rewrite_the_file_so_it_stays_sorted(folder: Path, clock: Fake
     writers.close()
 
 
+def test_sort_check_uses_the_greatest_stored_key(folder: Path, clock: FakeClock) -> None:
+    writers = RunWriters(folder, clock=clock)
+    path = folder / "market_data.parquet"
+    writers.append_bar(bar(0))
+    writers.append_bar(bar(5))
+    writers.append_bar(bar(5, symbol="ETHUSDT"))
+    writers.flush()
+    writers.append_bar(bar(3, symbol="XRPUSDT"))  # sorts before the stored (5, ...) rows
+    writers.flush()
+    times = [r[0] for r in parquet_rows(path)]
+    assert times == sorted(times)
+    assert len(times) == 4
+    writers.close()
+
+
+def test_nulls_arriving_later_do_not_stop_appends(folder: Path, clock: FakeClock) -> None:
+    writers = RunWriters(folder, clock=clock)
+    path = folder / "marks.parquet"
+    writers.append_mark(mark(writers, "with signal"))  # every column set
+    writers.flush()
+    writers.append_mark(mark(writers, "no signal", signal=False))  # NULL signal columns
+    writers.flush()
+    assert row_groups(path) == 2
+    rows = (
+        duckdb.connect()
+        .execute("SELECT title, signal_time IS NULL FROM read_parquet(?)", [str(path)])
+        .fetchall()
+    )
+    assert rows == [("with signal", False), ("no signal", True)]
+    writers.close()
+
+
 def test_fragmented_file_is_compacted(
     folder: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
