@@ -4,6 +4,14 @@ Per bar, in this order (DESIGN.md): validate -> trading-date check (roll every w
 date) -> persist the bar -> on_market_data -> broker reacts to the bar (resting orders) ->
 strategy -> orders and fills recorded (on_order_placed / on_order_filled) -> stats
 (stats.yaml, on_stats_update).
+
+Crash safety of orders: an order's PENDING row is durable before the broker hears of it (the
+intent). When the broker keeps its book in this process (the paper broker), the engine also
+journals each acceptance (``.journal/accepted-orders.jsonl``) until the next state save holds
+it. A restart resolves every PENDING intent from these files: filled ones become trades (fills
+are journaled), accepted ones rest again, ended ones stay ended, and one that never reached the
+broker is FAILED; venue brokers are asked instead (:meth:`Broker.recover`). Nothing is sent
+twice.
 """
 
 from __future__ import annotations
@@ -11,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -50,7 +58,8 @@ from argo_engine.errors import (
     TerminalError,
     TransientError,
 )
-from argo_engine.persistence.files import atomic_write_bytes, move_aside
+from argo_engine.persistence.files import atomic_write_bytes, move_aside, persistence_error
+from argo_engine.persistence.journal import Journal
 from argo_engine.persistence.runs import RunInfo, open_run_folder
 from argo_engine.persistence.schema import JOURNAL_DIR, STATS_FILE
 from argo_engine.persistence.stats_yaml import read_stats_yaml, write_stats_yaml
@@ -63,6 +72,8 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "engine-state.json"
 STATE_VERSION = 1
+# Orders a local-book broker accepted since the last state save (one JSON object per line).
+ACCEPTED_FILE = "accepted-orders.jsonl"
 
 StreamEnd = Literal["feed_exhausted", "day_end", "stopped"]
 
@@ -150,6 +161,11 @@ class TradingEngine:
         self._last_bar: dict[str, Bar] = {}
         self._open: dict[str, Order] = {}
         self._order_seq = 0
+        # Brokers whose book lives in this process (paper) are rebuilt from the journals after
+        # a crash; venue brokers are asked instead.
+        self._replay_order: Callable[[Order], None] | None = getattr(broker, "replay_order", None)
+        self._accepted: Journal | None = None
+        self._accepted_dirty = False
         self._day_trade_ids: set[str] = set()
         self._stats_dirty = True
         self._next_stats_at = 0.0
@@ -206,6 +222,10 @@ class TradingEngine:
         self.folder = folder
         self.day = day
         self._day_lo, self._day_hi = self.day_bounds(day)
+        if self._accepted is not None:
+            self._accepted.close()
+        self._accepted = Journal(folder / JOURNAL_DIR / ACCEPTED_FILE)
+        self._accepted_dirty = self._accepted.path.exists()
         stats_path = folder / STATS_FILE
         if stats_path.exists():
             try:
@@ -242,8 +262,8 @@ class TradingEngine:
         """Bring the restored state up to what the folder's journal and files hold.
 
         After a crash the saved state can lag the files: fills written after the last state save
-        are applied again (stats, and the paper broker's books), orders whose outcome the broker
-        never confirmed are resolved, and the stream resumes after the last stored bar. Nothing
+        are applied again (stats, and the paper broker's books), every PENDING order is resolved
+        (see :meth:`_resolve_orders`), and the stream resumes after the last stored bar. Nothing
         is sent to a broker twice.
         """
         writers, stats, _ = self._require_day()
@@ -260,36 +280,7 @@ class TradingEngine:
                 replay(fill)
             self._day_trade_ids.add(fill.trade_id)
             log.warning("recovered fill %s from the journal", fill.trade_id)
-        open_at_broker = {o.order_id for o in self.broker.open_orders()}
-        unknown: list[Order] = []
-        for row in writers.read_table("orders"):
-            order = Order.from_dict(row)
-            self._order_seq = max(self._order_seq, _order_seq_of(order.order_id, self.run_number))
-            if order.status is not OrderStatus.PENDING:
-                self._open.pop(order.order_id, None)
-                continue
-            done = filled_qty.get(order.order_id, 0.0)
-            if done >= order.quantity * (1 - 1e-9):
-                writers.append_order(replace(order, status=OrderStatus.FILLED))
-                self._open.pop(order.order_id, None)
-            elif order.order_id in open_at_broker:
-                self._open[order.order_id] = order
-            else:
-                unknown.append(order)
-        if unknown:
-            # Ask the broker (the venue, for real brokers) what became of them; never resend.
-            for update in self.broker.recover(unknown):
-                for fill in update.fills:
-                    if fill.trade_id in self._day_trade_ids:
-                        continue
-                    booked = stats.record_fill(fill)
-                    writers.append_fill(booked)
-                    self._day_trade_ids.add(booked.trade_id)
-                writers.append_order(update.order)
-                if update.order.status is OrderStatus.PENDING:
-                    self._open[update.order.order_id] = update.order
-                else:
-                    self._open.pop(update.order.order_id, None)
+        self._resolve_orders(filled_qty)
         for latest in writers.query(
             "SELECT symbol, time, open, high, low, close, volume FROM market_data "
             "QUALIFY row_number() OVER (PARTITION BY symbol ORDER BY time DESC) = 1"
@@ -304,6 +295,143 @@ class TradingEngine:
                 self._last_time[bar.symbol] = bar.time
                 self._last_bar[bar.symbol] = bar
                 stats.on_bar(bar)
+
+    def _resolve_orders(self, filled_qty: Mapping[str, float]) -> None:
+        """Resolve every order the folder's journal holds against the broker, after a restart.
+
+        - An order whose fills add up to its quantity is FILLED (fills are journaled first).
+        - An order in a final state (cancelled, rejected, failed) leaves a local book, which a
+          state saved before that may still hold.
+        - A PENDING order open at the broker (in the restored book) stays open.
+        - A PENDING order a local-book broker accepted after the last state save (journaled
+          acceptance) rests again, in acceptance order, with its reservation.
+        - Any other PENDING order is handed to :meth:`Broker.recover`: a venue reports what
+          became of it; the paper broker never received it, so it is FAILED. Never resent.
+
+        Args:
+            filled_qty: Quantity filled per order id, from the folder's trades.
+        """
+        writers, stats, _ = self._require_day()
+        local = self._replay_order
+        open_at_broker = {o.order_id for o in self.broker.open_orders()}
+        accepted = self._read_accepted()
+        accepted_ids = set(accepted)
+        latest: dict[str, Order] = {}
+        for row in writers.read_table("orders"):
+            order = Order.from_dict(row)
+            self._order_seq = max(self._order_seq, _order_seq_of(order.order_id, self.run_number))
+            latest[order.order_id] = order
+        # Orders of earlier folders that the restored state holds open: this folder may hold
+        # their fills without a FILLED row (that row is not durable on its own).
+        carried = [o for oid, o in self._open.items() if oid not in latest]
+        for order in carried:
+            if filled_qty.get(order.order_id, 0.0) >= order.quantity * (1 - 1e-9):
+                self._finish_filled(order)
+        resting: dict[str, Order] = {}
+        unknown: list[Order] = []
+        for order in latest.values():
+            if order.status is not OrderStatus.PENDING:
+                self._open.pop(order.order_id, None)
+                if local is not None:
+                    local(order)
+            elif filled_qty.get(order.order_id, 0.0) >= order.quantity * (1 - 1e-9):
+                self._finish_filled(order)
+            elif order.order_id in open_at_broker:
+                self._open[order.order_id] = order
+            elif local is not None and order.order_id in accepted_ids:
+                resting[order.order_id] = order
+            else:
+                unknown.append(order)
+        for order_id in accepted:
+            again = resting.get(order_id)
+            if again is None:
+                continue
+            assert local is not None
+            local(again)
+            self._open[order_id] = again
+            log.warning("order %s accepted before the crash rests again", order_id)
+        if unknown:
+            # Ask the broker (the venue, for real brokers) what became of them; never resend.
+            for update in self.broker.recover(unknown):
+                for fill in update.fills:
+                    if fill.trade_id in self._day_trade_ids:
+                        continue
+                    booked = stats.record_fill(fill)
+                    writers.append_fill(booked)
+                    self._day_trade_ids.add(booked.trade_id)
+                writers.append_order(update.order)
+                if update.order.status is OrderStatus.PENDING:
+                    self._open[update.order.order_id] = update.order
+                else:
+                    self._open.pop(update.order.order_id, None)
+
+    def _finish_filled(self, order: Order) -> None:
+        """Record as FILLED an order whose journaled fills complete it."""
+        writers, _, _ = self._require_day()
+        filled = replace(order, status=OrderStatus.FILLED)
+        writers.append_order(filled)
+        self._open.pop(order.order_id, None)
+        if self._replay_order is not None:
+            self._replay_order(filled)
+
+    def _read_accepted(self) -> list[str]:
+        """Ids of the orders journaled as accepted since the last state save, in order.
+
+        A torn last line (the crash cut the write) or an unreadable one is ignored: its order
+        was not durably accepted.
+        """
+        if self._accepted is None:
+            return []
+        try:
+            data = self._accepted.path.read_bytes()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise persistence_error(exc, self._accepted.path) from exc
+        ids: dict[str, None] = {}
+        for line in data.split(b"\n"):
+            if not line:
+                continue
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                log.warning("ignoring an unreadable line of %s", self._accepted.path)
+                continue
+            if isinstance(record, dict) and isinstance(record.get("order_id"), str):
+                ids[record["order_id"]] = None
+        return list(ids)
+
+    def _journal_accepted(self, order: Order) -> None:
+        """Make a local-book broker's acceptance of ``order`` durable until the next state save.
+
+        Raises:
+            PersistenceError: If the journal cannot be written.
+        """
+        if self._replay_order is None or self._accepted is None:
+            return
+        record = {"order_id": order.order_id, "at": order.timestamp.isoformat()}
+        self._accepted.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+        self._accepted.sync()
+        self._accepted_dirty = True
+
+    def _drain_accepted(self, *, remove: bool = False) -> None:
+        """Empty (or delete) the acceptance journal once a saved state holds its orders.
+
+        The file is closed too (the next acceptance reopens it), so that an engine released
+        after a flush holds no descriptor.
+
+        Raises:
+            PersistenceError: If the file cannot be truncated or removed.
+        """
+        journal = self._accepted
+        if journal is None:
+            return
+        if remove:
+            journal.remove()
+        elif self._accepted_dirty:
+            journal.truncate()
+            journal.close()
+        self._accepted_dirty = False
 
     def _new_stats(self, day: date) -> StatsTracker:
         return StatsTracker(
@@ -328,6 +456,7 @@ class TradingEngine:
         self._stats_dirty = True
         self.write_stats()
         writers.finalize()
+        self._drain_accepted(remove=True)
         daily = stats.daily_block()
         self._fire("on_day_closed", day, daily)
         return daily
@@ -381,6 +510,8 @@ class TradingEngine:
         except TypeError as exc:
             raise StrategyError(f"strategy cache is not JSON-serializable: {exc}") from exc
         atomic_write_bytes(journal / STATE_FILE, data)
+        # The saved broker state now holds every order accepted so far.
+        self._drain_accepted()
 
     def restore_state(self, state: Mapping[str, Any], day: date) -> None:
         """Restore a saved engine state; the stats roll to ``day`` if the state is older."""
@@ -664,12 +795,17 @@ class TradingEngine:
             return failed
         latest = order
         if updates:
+            for update in updates:
+                if update.order == order and not update.fills:
+                    # Accepted as recorded: the intent row already says so.
+                    self._open[order.order_id] = order
             self._apply(updates)
             for update in updates:
                 if update.order.order_id == order.order_id:
                     latest = update.order
         if latest.status is OrderStatus.PENDING:
             self._open[latest.order_id] = latest
+            self._journal_accepted(latest)
         return latest
 
     def cancel_order(self, order_id: str) -> bool:
@@ -805,6 +941,7 @@ class TradingEngine:
             if self.writers is not None:
                 # A stopped run leaves no pending journal behind: parquet files hold everything.
                 self.writers.finalize()
+                self._drain_accepted(remove=True)
                 self.writers.close()
         finally:
             if self._started:

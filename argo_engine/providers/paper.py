@@ -9,6 +9,13 @@ Cash (the ledger's convention): LONG BUY pays p*q+fee, LONG SELL receives p*q-fe
 (open) receives p*q-fee, SHORT SELL (cover) pays p*q+fee. Opening a short needs cash of at
 least notional + fee as collateral. Rejections carry a reason: invalid_quantity,
 invalid_price, insufficient_buying_power, insufficient_position.
+
+Crash recovery: the broker is the venue, and its book lives in this process. Its state is saved
+with the engine state; what happened after the last save is rebuilt from the engine's durable
+journals: fills through :meth:`PaperBroker.replay_fill`, accepted (resting) orders and orders
+that ended (cancelled, rejected) through :meth:`PaperBroker.replay_order`. An order the engine
+recorded but that never reached the broker is resolved by :meth:`PaperBroker.recover`: FAILED,
+never sent.
 """
 
 from __future__ import annotations
@@ -76,10 +83,7 @@ class PaperBroker:
                 return [self._reject(order, "invalid_price", "no market price to fill at")]
             at = bar.time if bar is not None else order.timestamp
             return [self._fill(order, price, at)]
-        reserve = self._cash_needed(order, order.price)
-        if reserve > 0:
-            self._reserved_cash[order.order_id] = reserve
-        self._resting[order.order_id] = order
+        self._rest(order)
         return [OrderUpdate(order)]
 
     def cancel(self, order_id: str) -> list[OrderUpdate]:
@@ -149,14 +153,26 @@ class PaperBroker:
         )
 
     def recover(self, orders: list[Order]) -> list[OrderUpdate]:
-        """Orders recorded before a crash that this (in-process) venue never kept: FAILED."""
+        """Resolve orders recorded before a crash that this broker never accepted: FAILED.
+
+        The engine hands over the PENDING orders of its journal that neither the restored book
+        nor a journaled acceptance (:meth:`replay_order`) accounts for: the process stopped
+        between recording the intent and the broker taking it. They are never submitted again.
+        An order that does rest in the book is open and is not reported.
+
+        Args:
+            orders: PENDING orders whose fate the engine does not know.
+
+        Returns:
+            One FAILED update (reason ``lost_on_restart``) per order not in the book.
+        """
         return [
             OrderUpdate(
                 replace(
                     order,
                     status=OrderStatus.FAILED,
                     reason="lost_on_restart",
-                    message="the engine stopped before the broker confirmed this order; "
+                    message="the engine stopped before the paper broker accepted this order; "
                     "it was not sent again",
                 )
             )
@@ -170,6 +186,26 @@ class PaperBroker:
                    fill.executed_price, fill.commission, fill.executed_at)  # fmt: skip
         self._resting.pop(fill.order_id, None)
         self._reserved_cash.pop(fill.order_id, None)
+
+    def replay_order(self, order: Order) -> None:
+        """Apply an order's durable state that the restored book may lack (crash recovery).
+
+        A PENDING LIMIT order (one this broker accepted, as the engine journaled) rests again
+        with the cash reservation :meth:`submit` gave it; it is not checked or sent again, and
+        an order already resting is left as it is. An order in a final state (FILLED,
+        CANCELLED, REJECTED, FAILED) leaves the book and frees its reservation, so it can never
+        fill after the restart.
+
+        Args:
+            order: The order's latest state from the engine's journal.
+        """
+        if order.status is OrderStatus.PENDING:
+            if order.order_type is OrderType.LIMIT and order.order_id not in self._resting:
+                self._rest(order)
+            return
+        self._resting.pop(order.order_id, None)
+        self._reserved_cash.pop(order.order_id, None)
+        self._fill_seq.pop(order.order_id, None)
 
     def save_state(self) -> dict[str, Any]:
         """Everything needed to continue identically."""
@@ -201,6 +237,13 @@ class PaperBroker:
         """Nothing to release."""
 
     # -- internals -------------------------------------------------------------------------------
+
+    def _rest(self, order: Order) -> None:
+        """Put an accepted LIMIT order in the book, reserving the cash it may need."""
+        reserve = self._cash_needed(order, order.price)
+        if reserve > 0:
+            self._reserved_cash[order.order_id] = reserve
+        self._resting[order.order_id] = order
 
     def _reject(self, order: Order, reason: str, message: str) -> OrderUpdate:
         return OrderUpdate(replace(order, status=OrderStatus.REJECTED, reason=reason,

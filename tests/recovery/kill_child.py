@@ -1,9 +1,12 @@
 """Child process of the kill test: run (or resume) a session and SIGKILL itself on cue.
 
-Usage: python kill_child.py DATA_OUTPUT REPLAY_FILE SESSION_ID MODE N
+Usage (from the repository root):
+python -m tests.recovery.kill_child DATA_OUTPUT REPLAY_FILE SESSION_ID MODE N [STRATEGY]
 MODE: none | bar (die at the N-th bar, after the strategy ran) | flush (die inside the N-th
 parquet materialization, after the temp file is written and before the rename) |
 rollover (die right after the N-th day was closed, before the next day's folder exists).
+STRATEGY: ``rsi`` (default: MARKET orders only) or ``limit`` (resting LIMIT entries and
+take-profits, cancels, MARKET exits: see :class:`tests.recovery.strategies.LimitRsiStrategy`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,16 @@ from argo_engine.persistence.files import temp_path
 from argo_engine.session import run_session, start_session
 from argo_engine.settings import load_settings
 
+STRATEGIES: dict[str, dict[str, Any]] = {
+    "rsi": {"name": "rsi"},
+    "limit": {
+        "name": "tests.recovery.strategies:LimitRsiStrategy",
+        # BTCUSDT take-profits rest ~11 bars and fill; ETHUSDT's are mostly cancelled for a
+        # MARKET exit.
+        "params": {"overbought": 85.0, "symbol_discounts": {"BTCUSDT": 0.01}},
+    },
+}
+
 
 def die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
@@ -28,10 +41,12 @@ def die() -> None:
 
 def main() -> None:
     data_output, replay, session_id, mode, n_text = sys.argv[1:6]
+    strategy = STRATEGIES[sys.argv[6] if len(sys.argv) > 6 else "rsi"]
     n = int(n_text)
     settings = load_settings(
         None,
         session={"data_output": data_output, "symbols": ["BTCUSDT", "ETHUSDT"]},
+        strategy=strategy,
         feed={"kind": "replay", "replay_file": replay},
         broker={"commission": "fixed_rate"},
         # A short interval so that flushes (and the kill points inside them) happen often.
