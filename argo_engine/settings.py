@@ -249,6 +249,13 @@ class PersistenceSettings(_Group):
     history_bars: int = Field(
         default=500, gt=0, description="Bars per symbol kept in memory for strategy history."
     )
+    background_flush: bool = Field(
+        default=True,
+        description=(
+            "Run periodic flushes (journal fsync, parquet, state, stats.yaml) on a flusher "
+            "thread so bars never wait for the disk; orders and fills stay fsynced inline."
+        ),
+    )
 
 
 class ArgoSettings(BaseSettings):

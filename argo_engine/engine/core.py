@@ -62,7 +62,11 @@ from argo_engine.persistence.files import atomic_write_bytes, move_aside, persis
 from argo_engine.persistence.journal import Journal
 from argo_engine.persistence.runs import RunInfo, open_run_folder
 from argo_engine.persistence.schema import JOURNAL_DIR, STATS_FILE
-from argo_engine.persistence.stats_yaml import read_stats_yaml, write_stats_yaml
+from argo_engine.persistence.stats_yaml import (
+    plain_document,
+    read_stats_yaml,
+    write_stats_yaml,
+)
 from argo_engine.persistence.writers import RunWriters
 from argo_engine.ports import Broker, MarketDataFeed, OrderUpdate
 from argo_engine.settings import ArgoSettings
@@ -218,6 +222,7 @@ class TradingEngine:
             clock=self.clock,
             flush_interval_s=self.settings.persistence.flush_interval_s,
             max_write_share=self.settings.persistence.max_write_share,
+            background=self.settings.persistence.background_flush,
         )
         self.folder = folder
         self.day = day
@@ -481,6 +486,26 @@ class TradingEngine:
         """Write the engine state (broker, stats, strategy cache, cursors) into the run folder."""
         if self.folder is None or self.stats is None:
             return
+        if self.writers is not None:
+            # A background flush may be writing an older state to the same file.
+            self.writers.wait()
+        data = self._state_bytes()
+        if self.writers is not None:
+            # The state must never claim more than the files hold: rows first, then state.
+            self.writers.sync()
+        journal = self.folder / JOURNAL_DIR
+        journal.mkdir(exist_ok=True)
+        atomic_write_bytes(journal / STATE_FILE, data)
+        # The saved broker state now holds every order accepted so far.
+        self._drain_accepted()
+
+    def _state_bytes(self) -> bytes:
+        """The engine state as JSON bytes: a snapshot that later bars cannot change.
+
+        Raises:
+            StrategyError: If the strategy cache is not JSON-serializable.
+        """
+        assert self.stats is not None
         state = {
             "version": STATE_VERSION,
             "session_id": self.session_id,
@@ -500,18 +525,39 @@ class TradingEngine:
             "cache": self.context.cache,
             "day_trade_ids": sorted(self._day_trade_ids),
         }
-        if self.writers is not None:
-            # The state must never claim more than the files hold: rows first, then state.
-            self.writers.sync()
-        journal = self.folder / JOURNAL_DIR
-        journal.mkdir(exist_ok=True)
         try:
-            data = orjson.dumps(state, default=_json_default)
+            return orjson.dumps(state, default=_json_default)
         except TypeError as exc:
             raise StrategyError(f"strategy cache is not JSON-serializable: {exc}") from exc
-        atomic_write_bytes(journal / STATE_FILE, data)
-        # The saved broker state now holds every order accepted so far.
-        self._drain_accepted()
+
+    def _submit_interval_flush(self, writers: RunWriters, *, with_state: bool) -> None:
+        """Hand the periodic flush, engine state and stats.yaml to the background flusher.
+
+        The state and the stats document are snapshotted here, on the engine thread; the
+        flusher writes them once the journals holding every row they count are fsynced.
+        """
+        after_sync = None
+        if with_state and self.folder is not None and self.stats is not None:
+            data = self._state_bytes()
+            document = plain_document(self._stats_document())
+            folder = self.folder
+            accepted = self._accepted if self._accepted_dirty else None
+            accepted_generation = accepted.generation if accepted is not None else 0
+            self._accepted_dirty = False
+            self._stats_dirty = False
+            now = self.clock.monotonic()
+            self._next_stats_at = now + self.settings.persistence.flush_interval_s
+            self._stats_earliest = now + self.settings.persistence.stats_min_interval_s
+
+            def after_sync() -> None:
+                (folder / JOURNAL_DIR).mkdir(exist_ok=True)
+                atomic_write_bytes(folder / JOURNAL_DIR / STATE_FILE, data)
+                if accepted is not None and not accepted.truncate_if_unchanged(accepted_generation):
+                    # Accepted after the snapshot: those lines must wait for the next state.
+                    self._accepted_dirty = True
+                write_stats_yaml(folder / STATS_FILE, document)
+
+        writers.submit(after_sync)
 
     def restore_state(self, state: Mapping[str, Any], day: date) -> None:
         """Restore a saved engine state; the stats roll to ``day`` if the state is older."""
@@ -718,13 +764,22 @@ class TradingEngine:
             self._stats_dirty = True
         now = self.clock.monotonic()
         # After fills as soon as the minimum spacing allows, and at least every flush interval.
-        if (self._stats_dirty and now >= self._stats_earliest) or now >= self._next_stats_at:
-            self._stats_dirty = True
-            self.save_state()
-            self.write_stats()
+        stats_due = (
+            self._stats_dirty and now >= self._stats_earliest
+        ) or now >= self._next_stats_at
+        if writers.background:
+            # Nothing here waits for the disk: a flush still running is simply not joined, and
+            # what is due goes with the next one.
+            if (stats_due or writers.flush_due()) and writers.idle():
+                self._submit_interval_flush(writers, with_state=stats_due)
+        else:
+            if stats_due:
+                self._stats_dirty = True
+                self.save_state()
+                self.write_stats()
+            writers.maybe_flush()
         if self.callbacks.on_stats_update is not None:
             self._fire("on_stats_update", self._stats_document())
-        writers.maybe_flush()
         return None
 
     def _reject(self, bar: Bar, problem: DataError) -> None:
@@ -916,6 +971,8 @@ class TradingEngine:
         """Write stats.yaml now (atomically) if anything changed since the last write."""
         if not self._stats_dirty or self.folder is None or self.stats is None:
             return
+        if self.writers is not None:
+            self.writers.wait()
         write_stats_yaml(self.folder / STATS_FILE, self._stats_document())
         self._stats_dirty = False
         now = self.clock.monotonic()

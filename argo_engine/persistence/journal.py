@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,7 +148,10 @@ def read_journal(path: Path, schema: TableSchema) -> JournalContents:
 class Journal:
     """Append-only journal file of one table, opened lazily on the first write.
 
-    Not thread-safe; one writer per file.
+    One thread writes; another may :meth:`sync` or :meth:`truncate_if_unchanged` at the same
+    time (the background flusher of :class:`~argo_engine.persistence.writers.RunWriters`).
+    Writes are counted: a sync makes durable every write counted before it started, and a
+    conditional truncation never drops a line written after the point it was asked about.
 
     Args:
         path: ``.journal/<table>.jsonl`` inside a run folder.
@@ -156,7 +160,15 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd: int | None = None
-        self._unsynced = False
+        self._lock = threading.Lock()
+        # Writes done, and writes known durable: a sync is due while they differ.
+        self._written = 0
+        self._synced = 0
+
+    @property
+    def generation(self) -> int:
+        """How many writes this journal has taken (for :meth:`truncate_if_unchanged`)."""
+        return self._written
 
     def _open(self) -> int:
         if self._fd is None:
@@ -175,15 +187,16 @@ class Journal:
         """
         if not data:
             return
-        try:
-            fd = self._open()
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-        except OSError as exc:
-            raise persistence_error(exc, self.path) from exc
-        self._unsynced = True
+        with self._lock:
+            try:
+                fd = self._open()
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+            except OSError as exc:
+                raise persistence_error(exc, self.path) from exc
+            self._written += 1
 
     def sync(self) -> None:
         """Make every written line durable (fsync); cheap when nothing was written.
@@ -191,13 +204,16 @@ class Journal:
         Raises:
             PersistenceError: On OS errors.
         """
-        if not self._unsynced or self._fd is None:
+        target = self._written
+        fd = self._fd
+        if self._synced >= target or fd is None:
             return
         try:
-            os.fsync(self._fd)
+            os.fsync(fd)
         except OSError as exc:
             raise persistence_error(exc, self.path) from exc
-        self._unsynced = False
+        # Every write counted in ``target`` had returned before the fsync started.
+        self._synced = max(self._synced, target)
 
     def truncate(self) -> None:
         """Empty the file once every row in it is durable elsewhere (in the parquet file).
@@ -205,6 +221,28 @@ class Journal:
         Raises:
             PersistenceError: On OS errors.
         """
+        with self._lock:
+            self._truncate()
+
+    def truncate_if_unchanged(self, generation: int) -> bool:
+        """Empty the file if nothing was written since :attr:`generation` was ``generation``.
+
+        Used when the rows up to that point are durable elsewhere while later rows may have
+        been appended meanwhile: those must stay.
+
+        Returns:
+            Whether the file was emptied.
+
+        Raises:
+            PersistenceError: On OS errors.
+        """
+        with self._lock:
+            if self._written != generation:
+                return False
+            self._truncate()
+            return True
+
+    def _truncate(self) -> None:
         try:
             if self._fd is not None:
                 os.ftruncate(self._fd, 0)
@@ -218,7 +256,7 @@ class Journal:
                     os.close(fd)
         except OSError as exc:
             raise persistence_error(exc, self.path) from exc
-        self._unsynced = False
+        self._synced = self._written
 
     def remove(self) -> None:
         """Close and delete the file once its rows are durable elsewhere.
@@ -236,8 +274,9 @@ class Journal:
 
     def close(self) -> None:
         """Close the file descriptor (idempotent); unsynced lines stay in the OS cache."""
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self._unsynced = False
+        with self._lock:
+            if self._fd is not None:
+                fd, self._fd = self._fd, None
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._synced = self._written

@@ -23,6 +23,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def plain_document(document: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of a stats document in plain YAML types (safe to hand to another thread)."""
+    plain: dict[str, Any] = _plain(document)
+    return plain
+
+
 def dump_stats_yaml(document: dict[str, Any]) -> bytes:
     """Serialize a stats document (key order kept; datetimes as ISO 8601 UTC with ``Z``)."""
     # libyaml's emitter when available: stats.yaml is rewritten often.

@@ -21,6 +21,13 @@ Write path of a row (DESIGN.md "Folder layout"):
    ``max(flush_interval_s, w / max_write_share)``. Durability never waits for them; the
    journal covers every row meanwhile.
 
+Background flushing (``background=True``): :meth:`RunWriters.submit` takes the buffered rows
+and writes them to the journals on the engine thread (no fsync), then a single flusher thread
+fsyncs the journals, runs the caller's ``after_sync`` (the engine state and stats.yaml, which
+must never claim more than the journals hold), loads DuckDB and writes parquet. The engine
+thread touches DuckDB only after waiting for the flusher; journal lines written while a flush
+runs (an order's) make that flush skip the journal truncation, so they are never lost.
+
 Reopening a folder (a retry) loads the parquet files, replays the journals over them (later rows
 win by key, so a crash between a parquet replace and the journal truncation duplicates
 nothing), rewrites the files that changed and empties the journals. Ids of marks and logs
@@ -46,6 +53,8 @@ import operator
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -165,6 +174,7 @@ class _Table:
         "replace",
         "schema",
         "unjournaled",
+        "unwritten",
     )
 
     def __init__(self, schema: TableSchema, folder: Path, journal_dir: Path) -> None:
@@ -177,8 +187,10 @@ class _Table:
         self.unjournaled: list[Row] = []
         # True when pending may repeat a key already stored (or repeat one within itself).
         self.replace = False
-        # True when rows arrived since the last materialization.
+        # True when rows arrived since the last flush took them (owned by the engine thread).
         self.changed = False
+        # True when DuckDB holds rows the parquet file lacks (owned by whoever flushes).
+        self.unwritten = False
         # Monotonic time before which no non-forced materialization of this table runs.
         self.next_at = 0.0
         # Batches loaded into DuckDB since the file was last written, and whether one of them
@@ -205,12 +217,31 @@ class _Table:
         self.match_sql = " AND ".join(f"t.{_quote(k)} = b.{_quote(k)}" for k in schema.key)
 
 
+@dataclass(slots=True)
+class _Flush:
+    """What one flush takes from the engine thread: the rows to load and where journals were.
+
+    Built on the engine thread (cheap: list swaps and journal writes), then run on the
+    background flusher or inline.
+    """
+
+    now: float
+    force: bool
+    loads: list[tuple[_Table, list[Row], bool]]
+    changed: list[_Table]
+    generations: dict[str, int]
+    after_sync: Callable[[], None] | None
+
+
 class RunWriters:
     """All five tables (orders, trades, marks, logs, market_data) of one run folder.
 
-    Not thread-safe: one engine thread appends, flushes and queries. All five parquet files
-    exist from construction on and are always complete (written to a temp file, fsynced and
-    atomically renamed), so readers may poll them at any time.
+    One engine thread appends, flushes and queries. With ``background=True`` the periodic
+    flush (journal fsyncs, loading into DuckDB, parquet writes) runs on one flusher thread
+    while the engine goes on; orders and fills stay durable before their append returns, and
+    every other call waits for the flusher first. All five parquet files exist from
+    construction on and are always complete (written to a temp file, fsynced and atomically
+    renamed), so readers may poll them at any time.
 
     Args:
         folder: The run folder (``{date}/run_N``); created if missing.
@@ -219,6 +250,7 @@ class RunWriters:
         flush_interval_s: Seconds between journal fsyncs of bars, marks and logs (and the
             minimum spacing of materializations of one table).
         max_write_share: Upper bound of the share of time spent materializing one table.
+        background: Run periodic flushes (:meth:`submit`) on a flusher thread.
 
     Attributes:
         folder: The run folder.
@@ -240,6 +272,7 @@ class RunWriters:
         clock: Clock,
         flush_interval_s: float = 1.0,
         max_write_share: float = 0.1,
+        background: bool = False,
     ) -> None:
         if flush_interval_s < 0:
             raise ConfigurationError(
@@ -259,6 +292,9 @@ class RunWriters:
         self._flush_interval = flush_interval_s
         self._max_write_share = max_write_share
         self._closed = False
+        self.background = background
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending_flush: Future[None] | None = None
         self._journal_dir = folder / JOURNAL_DIR
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -482,18 +518,77 @@ class RunWriters:
         """Flush if the flush interval has elapsed; cheap otherwise. Call once per bar.
 
         A due flush fsyncs every journal and materializes the tables whose adaptive spacing
-        allows it.
+        allows it. With ``background=True`` it is handed to the flusher thread (see
+        :meth:`submit`) and skipped while the previous one still runs.
 
         Returns:
-            Whether a flush ran.
+            Whether a flush ran (or was handed over).
 
         Raises:
-            PersistenceError: If the journal or a parquet file cannot be written.
+            PersistenceError: If the journal or a parquet file cannot be written (in background
+                mode: reported by the call after the failed flush).
         """
-        if self._clock.monotonic() < self._next_flush_at:
+        if not self.flush_due():
             return False
+        if self.background:
+            if not self.idle():
+                return False
+            self.submit()
+            return True
         self._flush(force=False)
         return True
+
+    def flush_due(self) -> bool:
+        """Whether the flush interval has elapsed since the last flush."""
+        return self._clock.monotonic() >= self._next_flush_at
+
+    def idle(self) -> bool:
+        """Whether no background flush is running; re-raises the error of a failed one.
+
+        Raises:
+            PersistenceError: If the last background flush failed.
+        """
+        running = self._pending_flush
+        if running is None:
+            return True
+        if not running.done():
+            return False
+        self.wait()
+        return True
+
+    def wait(self) -> None:
+        """Block until the background flush (if any) has finished.
+
+        Raises:
+            PersistenceError: If it failed (reported once).
+        """
+        running, self._pending_flush = self._pending_flush, None
+        if running is not None:
+            running.result()
+
+    def submit(self, after_sync: Callable[[], None] | None = None) -> None:
+        """Start a periodic flush on the flusher thread (inline without ``background``).
+
+        The rows appended so far are written to the journals here (cheap, no fsync); the
+        flusher then fsyncs the journals, calls ``after_sync`` (files that must never claim
+        more than the journals hold, such as the engine state), loads the rows into DuckDB and
+        materializes the tables that are due.
+
+        Args:
+            after_sync: Called once the journals are durable, on the flusher thread.
+
+        Raises:
+            PersistenceError: If a journal cannot be written, or the previous flush failed.
+        """
+        self._check_open()
+        self.wait()
+        job = self._take(force=False, after_sync=after_sync)
+        if not self.background:
+            self._run(job)
+            return
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="argo-flush")
+        self._pending_flush = self._executor.submit(self._run, job)
 
     def sync(self) -> None:
         """Make every appended row durable in the journal now (no parquet write).
@@ -506,7 +601,7 @@ class RunWriters:
             if table.unjournaled:
                 table.journal.write(encode_rows(table.unjournaled))
                 table.unjournaled = []
-                table.journal.sync()
+            table.journal.sync()
 
     def flush(self) -> None:
         """Fsync every journal and materialize every table that changed.
@@ -548,6 +643,11 @@ class RunWriters:
 
     def _close_resources(self) -> None:
         self._closed = True
+        if self._executor is not None:
+            # A failed flush was reported (or is moot now): the thread must end either way.
+            self._executor.shutdown(wait=True)
+            self._executor = None
+            self._pending_flush = None
         for table in self._tables.values():
             table.journal.close()
         self._con.close()
@@ -558,32 +658,67 @@ class RunWriters:
 
     def _flush(self, *, force: bool) -> None:
         self._check_open()
+        self.wait()
+        self._run(self._take(force=force, after_sync=None))
+
+    def _take(self, *, force: bool, after_sync: Callable[[], None] | None) -> _Flush:
+        """Engine thread: journal the buffered rows (no fsync) and take them for a flush."""
         now = self._clock.monotonic()
-        # Journal first: durability must not depend on the (slower, fallible) parquet write.
+        loads: list[tuple[_Table, list[Row], bool]] = []
+        changed: list[_Table] = []
+        # Journal first (market data leads): durability must not depend on the (slower,
+        # fallible) parquet write.
         for table in self._tables.values():
             if table.unjournaled:
                 table.journal.write(encode_rows(table.unjournaled))
                 table.unjournaled = []
-            table.journal.sync()
-        for table in self._tables.values():
-            self._load(table)
-        for table in self._tables.values():
-            if table.changed and (force or now >= table.next_at):
-                self._materialize(table, now)
+            if table.pending:
+                loads.append((table, table.pending, table.replace))
+                table.pending = []
+                table.replace = False
+            if table.changed:
+                changed.append(table)
+                table.changed = False
+        generations = {name: t.journal.generation for name, t in self._tables.items()}
         self._next_flush_at = now + self._flush_interval
+        return _Flush(now, force, loads, changed, generations, after_sync)
+
+    def _run(self, job: _Flush) -> None:
+        """Flusher thread (or inline): fsync, then DuckDB, then parquet."""
+        for table in self._tables.values():
+            table.journal.sync()
+        if job.after_sync is not None:
+            job.after_sync()
+        for table, rows, replace in job.loads:
+            self._load_rows(table, rows, replace)
+        for table in job.changed:
+            table.unwritten = True
+        for name, table in self._tables.items():
+            if table.unwritten and (job.force or job.now >= table.next_at):
+                self._materialize(table, job.now, job.generations[name])
 
     def _spill(self, table: _Table) -> None:
+        # Engine thread, between flushes: bound the rows held in Python.
+        self.wait()
         if table.unjournaled:
             table.journal.write(encode_rows(table.unjournaled))
             table.unjournaled = []
         self._load(table)
 
     def _load(self, table: _Table) -> None:
-        """Insert the buffered rows of ``table`` into DuckDB in one batch."""
-        rows = table.pending
+        """Engine thread, flusher idle: insert the buffered rows of ``table`` into DuckDB."""
+        rows, replace = table.pending, table.replace
+        table.pending = []
+        table.replace = False
+        if table.changed:
+            table.changed = False
+            table.unwritten = True
+        self._load_rows(table, rows, replace)
+
+    def _load_rows(self, table: _Table, rows: list[Row], replace: bool) -> None:
+        """Insert ``rows`` into the DuckDB table in one batch (later rows win by key)."""
         if not rows:
             return
-        replace = table.replace
         if replace:
             # Later rows win within the batch; DuckDB then swaps out the stored ones.
             rows = list({table.key_of(r): r for r in rows}.values())
@@ -606,22 +741,23 @@ class RunWriters:
                 con.execute(f"INSERT INTO {table.name} SELECT * FROM {_BATCH}")
         finally:
             con.unregister(_BATCH)
-        table.pending = []
-        table.replace = False
+        table.unwritten = True
         table.fresh.append(batch)
         table.fresh_replace = table.fresh_replace or replace
 
-    def _materialize(self, table: _Table, now: float) -> None:
-        self._load(table)
+    def _materialize(self, table: _Table, now: float, generation: int | None = None) -> None:
         started = time.perf_counter()
         if not self._append_parquet(table):
             self._write_parquet(table)
         took = time.perf_counter() - started
         table.next_at = now + max(self._flush_interval, took / self._max_write_share)
-        table.changed = False
-        # Every journaled row of this table is inside the durable parquet file now.
-        table.journal.truncate()
-        table.unjournaled = []
+        table.unwritten = False
+        # Every row journaled up to ``generation`` is inside the durable parquet file now;
+        # rows journaled later (an order appended during a background flush) must stay.
+        if generation is None:
+            table.journal.truncate()
+        else:
+            table.journal.truncate_if_unchanged(generation)
 
     def _write_parquet(self, table: _Table) -> None:
         """Rewrite the whole file from the DuckDB table (sorted)."""
@@ -652,6 +788,7 @@ class RunWriters:
         table.file_last = tuple(last[0]) if last else None
         table.fresh = []
         table.fresh_replace = False
+        table.unwritten = False
 
     def _append_parquet(self, table: _Table) -> bool:
         """Append the rows loaded since the last write as new row groups, if that is exact.
@@ -838,6 +975,7 @@ class RunWriters:
             ConfigurationError: If ``sql`` is not a single SELECT or fails to run.
         """
         self._check_open()
+        self.wait()
         try:
             statements = self._con.extract_statements(sql)
         except duckdb.Error as exc:
@@ -891,6 +1029,7 @@ class RunWriters:
 
     def _table(self, table: str) -> _Table:
         self._check_open()
+        self.wait()
         try:
             return self._tables[table]
         except KeyError:

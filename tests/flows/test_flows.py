@@ -11,6 +11,7 @@ import pytest
 import yaml
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+from prefect.logging.handlers import APILogWorker
 
 from argo_engine import session
 from argo_engine.clock import FakeClock
@@ -176,6 +177,9 @@ def test_engine_logs_reach_the_prefect_run_logs(tmp_path: Path) -> None:
         return_state=True,
     )
     assert state.is_completed()
+    # Run logs travel through Prefect's batching log worker: drain it (blocking until every
+    # queued record reached the API) before reading, instead of hoping the batch went out.
+    APILogWorker.drain_all(timeout=120)
     parent_id = str(state.state_details.flow_run_id)
     children = [str(r.id) for r in asyncio.run(_runs(parent_id))]
     names = asyncio.run(_log_names([parent_id, *children]))

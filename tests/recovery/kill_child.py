@@ -50,7 +50,14 @@ def main() -> None:
         feed={"kind": "replay", "replay_file": replay},
         broker={"commission": "fixed_rate"},
         # A short interval so that flushes (and the kill points inside them) happen often.
-        persistence={"flush_interval_s": 0.001 if mode == "flush" else 0.02},
+        # "flush" kills inside a materialization: inline there, so that the engine thread is
+        # never caught between an order's journal line and its fill's (a window whose outcome,
+        # FAILED, rightly differs from the uninterrupted run). The other modes kill the engine
+        # thread at a bar boundary while the background flusher may be anywhere in its work.
+        persistence={
+            "flush_interval_s": 0.001 if mode == "flush" else 0.02,
+            "background_flush": mode != "flush",
+        },
     )
     counter = {"bars": 0, "writes": 0, "days": 0}
 

@@ -1,0 +1,185 @@
+"""The background flusher of RunWriters, and engine sessions that use it.
+
+Every hand-over between the engine thread and the flusher is synchronized with events (a
+paused ``after_sync``), never with sleeps, so what runs while a flush is in flight is exact.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+import yaml
+
+from argo_engine.clock import FakeClock
+from argo_engine.domain.market import Bar
+from argo_engine.engine.callbacks import EngineCallbacks
+from argo_engine.errors import PersistenceError
+from argo_engine.persistence.journal import read_journal
+from argo_engine.persistence.schema import JOURNAL_DIR, TABLES
+from argo_engine.persistence.writers import RunWriters
+from argo_engine.session import run_session
+from tests.engine.helpers import utc, wave_bars, write_replay
+from tests.integration.test_writers import T0, bar, order, parquet_rows
+
+
+class PausedFlush:
+    """An ``after_sync`` that holds the flusher until the test lets it go."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def __call__(self) -> None:
+        self.thread = threading.current_thread()
+        self.entered.set()
+        assert self.release.wait(timeout=60), "the test never released the flush"
+
+
+def test_flush_runs_on_the_flusher_while_the_engine_appends(tmp_path: Path) -> None:
+    folder = tmp_path / "2025-10-01" / "run_1"
+    clock = FakeClock(T0)
+    writers = RunWriters(folder, clock=clock, flush_interval_s=1.0, background=True)
+    for i in range(10):
+        writers.append_bar(bar(i))
+    clock.advance(1.0)
+    pause = PausedFlush()
+    writers.submit(pause)
+    assert pause.entered.wait(timeout=60)
+    assert pause.thread is not threading.current_thread()
+    assert not writers.idle()
+    # The engine goes on while the flush is held: bars, then an order (durable at once,
+    # taking the bars before it along).
+    for i in range(10, 13):
+        writers.append_bar(bar(i))
+    writers.append_order(order("o1"))
+    journal = read_journal(folder / JOURNAL_DIR / "orders.jsonl", TABLES["orders"])
+    assert [r[0] for r in journal.rows] == ["o1"]
+    pause.release.set()
+    writers.wait()
+    assert writers.idle()
+    # The flush wrote what it took (10 bars) and no more; nothing of the order is lost: its
+    # journal line, written during the flush, survived the flush's journal truncation.
+    assert len(parquet_rows(folder / "market_data.parquet")) == 10
+    journal = read_journal(folder / JOURNAL_DIR / "orders.jsonl", TABLES["orders"])
+    assert [r[0] for r in journal.rows] == ["o1"]
+    # A crash now (the writer is abandoned, not closed) loses nothing that was durable.
+    reopened = RunWriters(folder, clock=clock)
+    assert reopened.row_count("market_data") == 13
+    assert [r["order_id"] for r in reopened.read_table("orders")] == ["o1"]
+    reopened.close()
+
+
+def test_queries_wait_for_the_flush_in_flight(tmp_path: Path) -> None:
+    folder = tmp_path / "run_1"
+    clock = FakeClock(T0)
+    writers = RunWriters(folder, clock=clock, background=True)
+    writers.append_bar(bar(0))
+    clock.advance(1.0)
+    pause = PausedFlush()
+    writers.submit(pause)
+    assert pause.entered.wait(timeout=60)
+    writers.append_bar(bar(1))
+    answer: list[int] = []
+    reader = threading.Thread(target=lambda: answer.append(writers.row_count("market_data")))
+    reader.start()
+    pause.release.set()
+    reader.join(timeout=60)
+    assert answer == [2]
+    writers.close()
+    assert len(parquet_rows(folder / "market_data.parquet")) == 2
+
+
+def test_a_failed_background_flush_is_reported_by_the_next_call(tmp_path: Path) -> None:
+    folder = tmp_path / "run_1"
+    clock = FakeClock(T0)
+    writers = RunWriters(folder, clock=clock, background=True)
+    target = folder / "orders.parquet"
+    target.unlink()
+    target.mkdir()  # os.replace cannot put a file over a directory
+    writers.append_order(order("o1"))
+    clock.advance(1.0)
+    assert writers.maybe_flush()
+    with pytest.raises(PersistenceError, match=r"orders\.parquet"):
+        writers.wait()
+    # Reported once; the order is still journaled and lands once the path is usable again.
+    target.rmdir()
+    writers.close()
+    assert [r[0] for r in parquet_rows(target)] == ["o1"]
+
+
+def test_maybe_flush_skips_while_the_previous_flush_runs(tmp_path: Path) -> None:
+    folder = tmp_path / "run_1"
+    clock = FakeClock(T0)
+    writers = RunWriters(folder, clock=clock, background=True)
+    writers.append_bar(bar(0))
+    clock.advance(1.0)
+    pause = PausedFlush()
+    writers.submit(pause)
+    assert pause.entered.wait(timeout=60)
+    writers.append_bar(bar(1))
+    clock.advance(1.0)
+    assert writers.flush_due()
+    assert not writers.maybe_flush()  # not joined: the bar path never waits for the disk
+    pause.release.set()
+    writers.wait()
+    assert writers.maybe_flush()  # what was due goes with the next one
+    writers.wait()
+    assert len(parquet_rows(folder / "market_data.parquet")) == 2
+    writers.close()
+
+
+def _table_rows(out: Path, table: str) -> list[tuple[Any, ...]]:
+    con = duckdb.connect()
+    try:
+        return con.execute(
+            f"SELECT * FROM read_parquet('{out}/*/run_*/{table}.parquet') ORDER BY ALL"
+        ).fetchall()
+    finally:
+        con.close()
+
+
+def _stats(out: Path) -> list[dict[str, Any]]:
+    docs = []
+    for path in sorted(out.glob("*/run_*/stats.yaml")):
+        doc = yaml.safe_load(path.read_text())
+        # Identity and wall-clock fields differ between two sessions by design.
+        docs.append({k: v for k, v in doc.items() if k != "session_id" and not k.endswith("_path")})
+    return docs
+
+
+def _session(tmp_path: Path, replay: Path, *, background: bool) -> Path:
+    out = tmp_path / ("background" if background else "inline")
+    from argo_engine.settings import load_settings
+
+    settings = load_settings(
+        None,
+        session={"data_output": str(out), "symbols": ["BTCUSDT", "ETHUSDT"]},
+        feed={"kind": "replay", "replay_file": str(replay)},
+        broker={"commission": "fixed_rate", "commission_rate": 0.001},
+        persistence={"background_flush": background, "flush_interval_s": 1.0},
+    )
+    clock = FakeClock(utc(2025, 10, 1, 21, 0))
+
+    def tick(run_id: str, bar: Bar) -> None:
+        clock.advance(0.25)  # a flush falls due every fourth bar
+
+    run_session(settings, clock=clock, callbacks=EngineCallbacks(on_market_data=tick))
+    return out
+
+
+def test_background_and_inline_flushing_write_the_same_files(tmp_path: Path) -> None:
+    bars = wave_bars(["BTCUSDT", "ETHUSDT"], utc(2025, 10, 1, 22, 0), 1440 + 120, period=40)
+    replay = write_replay(tmp_path / "bars.parquet", bars)
+    inline = _session(tmp_path, replay, background=False)
+    background = _session(tmp_path, replay, background=True)
+    for table in TABLES:
+        assert _table_rows(background, table) == _table_rows(inline, table), table
+    assert len(_table_rows(background, "market_data")) == len(bars)
+    assert len(_table_rows(background, "trades")) > 10
+    assert _stats(background) == _stats(inline)
+    assert list(background.glob("*/run_*/.journal/*.jsonl")) == []
