@@ -62,5 +62,16 @@ def rows(path: Path, sql: str = "SELECT * FROM t") -> list[dict[str, Any]]:
         con.close()
 
 
+def session_rows(out: Path, table: str) -> list[tuple[Any, ...]]:
+    """Every row of one table across all dates and runs of a data output path, sorted."""
+    con = duckdb.connect()
+    try:
+        return con.execute(
+            f"SELECT * FROM read_parquet('{out}/*/run_*/{table}.parquet') ORDER BY ALL"
+        ).fetchall()
+    finally:
+        con.close()
+
+
 def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)  # type: ignore[misc]

@@ -6,7 +6,6 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 import yaml
 from prefect.client.orchestration import get_client
@@ -20,7 +19,7 @@ from argo_engine.options import RunOptions
 from argo_engine.ports import MarketDataFeed
 from argo_engine.testing.feeds import FailOnceFeed
 from flows.session import trading_session
-from tests.engine.helpers import utc, wave_bars, write_replay
+from tests.engine.helpers import session_rows, utc, wave_bars, write_replay
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -49,16 +48,6 @@ async def _artifacts(prefix: str) -> list[Any]:
     async with get_client() as client:
         arts = await client.read_artifacts()
         return [a for a in arts if a.key and a.key.startswith(prefix)]
-
-
-def _files_rows(out: Path, table: str) -> list[tuple[Any, ...]]:
-    con = duckdb.connect()
-    try:
-        return con.execute(
-            f"SELECT * FROM read_parquet('{out}/*/run_*/{table}.parquet') ORDER BY ALL"
-        ).fetchall()
-    finally:
-        con.close()
 
 
 def test_three_date_session_runs_three_child_flows_under_one_parent(tmp_path: Path) -> None:
@@ -93,7 +82,7 @@ def test_three_date_session_runs_three_child_flows_under_one_parent(tmp_path: Pa
         doc = yaml.safe_load((folder / "stats.yaml").read_text())
         assert doc["session_id"] == "flowtest"
     assert sum(s["fills"] for s in summaries) > 0
-    assert len(_files_rows(out, "market_data")) == 2 * (2 * 1440 + 60)
+    assert len(session_rows(out, "market_data")) == 2 * (2 * 1440 + 60)
 
 
 def test_stream_retry_after_transient_error_loses_and_duplicates_nothing(tmp_path: Path) -> None:
@@ -101,7 +90,7 @@ def test_stream_retry_after_transient_error_loses_and_duplicates_nothing(tmp_pat
     (tmp_path / "ref").mkdir()
     ref_opts = _options(tmp_path / "ref")
     session.run_session(ref_opts.to_settings(), clock=FakeClock(utc(2025, 10, 1)))
-    ref_trades = _files_rows(tmp_path / "ref" / "out", "trades")
+    ref_trades = session_rows(tmp_path / "ref" / "out", "trades")
 
     failing: list[FailOnceFeed] = []
 
@@ -125,9 +114,9 @@ def test_stream_retry_after_transient_error_loses_and_duplicates_nothing(tmp_pat
     summaries = state.result()
     assert {s["run_id"] for s in summaries} == {"run_1"}
     out = tmp_path / "out"
-    md = _files_rows(out, "market_data")
+    md = session_rows(out, "market_data")
     assert len(md) == len(set(md)) == 2 * (2 * 1440 + 60)
-    trades = _files_rows(out, "trades")
+    trades = session_rows(out, "trades")
     assert len(trades) == len(ref_trades) > 0
     # Same fills: compare every column but the ids (session ids differ).
     strip = [t[1:12] for t in trades]
@@ -148,7 +137,7 @@ def test_daily_deployment_mode_continues_run_number_and_cumulative_stats(tmp_pat
     assert [s["date"] for s in first + second] == ["2025-10-01", "2025-10-02"]
     assert {s["run_id"] for s in first + second} == {"run_1"}
     out = tmp_path / "out"
-    md = _files_rows(out, "market_data")
+    md = session_rows(out, "market_data")
     assert len(md) == 2 * 2 * 288  # two full days of 5m bars for two symbols
     day1 = yaml.safe_load((out / "2025-10-01" / "run_1" / "stats.yaml").read_text())
     day2 = yaml.safe_load((out / "2025-10-02" / "run_1" / "stats.yaml").read_text())

@@ -10,7 +10,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 import yaml
 
@@ -22,7 +21,7 @@ from argo_engine.persistence.journal import read_journal
 from argo_engine.persistence.schema import JOURNAL_DIR, TABLES
 from argo_engine.persistence.writers import RunWriters
 from argo_engine.session import run_session
-from tests.engine.helpers import utc, wave_bars, write_replay
+from tests.engine.helpers import session_rows, utc, wave_bars, write_replay
 from tests.integration.test_writers import T0, bar, order, parquet_rows
 
 
@@ -40,16 +39,22 @@ class PausedFlush:
         assert self.release.wait(timeout=60), "the test never released the flush"
 
 
-def test_flush_runs_on_the_flusher_while_the_engine_appends(tmp_path: Path) -> None:
-    folder = tmp_path / "2025-10-01" / "run_1"
+def paused_flush(tmp_path: Path, first_bars: int) -> tuple[RunWriters, FakeClock, PausedFlush]:
+    """Background writers with ``first_bars`` bars, whose first flush is held in after_sync."""
     clock = FakeClock(T0)
-    writers = RunWriters(folder, clock=clock, flush_interval_s=1.0, background=True)
-    for i in range(10):
+    writers = RunWriters(tmp_path / "run_1", clock=clock, flush_interval_s=1.0, background=True)
+    for i in range(first_bars):
         writers.append_bar(bar(i))
     clock.advance(1.0)
     pause = PausedFlush()
     writers.submit(pause)
     assert pause.entered.wait(timeout=60)
+    return writers, clock, pause
+
+
+def test_flush_runs_on_the_flusher_while_the_engine_appends(tmp_path: Path) -> None:
+    writers, clock, pause = paused_flush(tmp_path, 10)
+    folder = writers.folder
     assert pause.thread is not threading.current_thread()
     assert not writers.idle()
     # The engine goes on while the flush is held: bars, then an order (durable at once,
@@ -75,14 +80,7 @@ def test_flush_runs_on_the_flusher_while_the_engine_appends(tmp_path: Path) -> N
 
 
 def test_queries_wait_for_the_flush_in_flight(tmp_path: Path) -> None:
-    folder = tmp_path / "run_1"
-    clock = FakeClock(T0)
-    writers = RunWriters(folder, clock=clock, background=True)
-    writers.append_bar(bar(0))
-    clock.advance(1.0)
-    pause = PausedFlush()
-    writers.submit(pause)
-    assert pause.entered.wait(timeout=60)
+    writers, _, pause = paused_flush(tmp_path, 1)
     writers.append_bar(bar(1))
     answer: list[int] = []
     reader = threading.Thread(target=lambda: answer.append(writers.row_count("market_data")))
@@ -91,7 +89,7 @@ def test_queries_wait_for_the_flush_in_flight(tmp_path: Path) -> None:
     reader.join(timeout=60)
     assert answer == [2]
     writers.close()
-    assert len(parquet_rows(folder / "market_data.parquet")) == 2
+    assert len(parquet_rows(writers.folder / "market_data.parquet")) == 2
 
 
 def test_a_failed_background_flush_is_reported_by_the_next_call(tmp_path: Path) -> None:
@@ -113,14 +111,7 @@ def test_a_failed_background_flush_is_reported_by_the_next_call(tmp_path: Path) 
 
 
 def test_maybe_flush_skips_while_the_previous_flush_runs(tmp_path: Path) -> None:
-    folder = tmp_path / "run_1"
-    clock = FakeClock(T0)
-    writers = RunWriters(folder, clock=clock, background=True)
-    writers.append_bar(bar(0))
-    clock.advance(1.0)
-    pause = PausedFlush()
-    writers.submit(pause)
-    assert pause.entered.wait(timeout=60)
+    writers, clock, pause = paused_flush(tmp_path, 1)
     writers.append_bar(bar(1))
     clock.advance(1.0)
     assert writers.flush_due()
@@ -129,18 +120,8 @@ def test_maybe_flush_skips_while_the_previous_flush_runs(tmp_path: Path) -> None
     writers.wait()
     assert writers.maybe_flush()  # what was due goes with the next one
     writers.wait()
-    assert len(parquet_rows(folder / "market_data.parquet")) == 2
+    assert len(parquet_rows(writers.folder / "market_data.parquet")) == 2
     writers.close()
-
-
-def _table_rows(out: Path, table: str) -> list[tuple[Any, ...]]:
-    con = duckdb.connect()
-    try:
-        return con.execute(
-            f"SELECT * FROM read_parquet('{out}/*/run_*/{table}.parquet') ORDER BY ALL"
-        ).fetchall()
-    finally:
-        con.close()
 
 
 def _stats(out: Path) -> list[dict[str, Any]]:
@@ -178,8 +159,8 @@ def test_background_and_inline_flushing_write_the_same_files(tmp_path: Path) -> 
     inline = _session(tmp_path, replay, background=False)
     background = _session(tmp_path, replay, background=True)
     for table in TABLES:
-        assert _table_rows(background, table) == _table_rows(inline, table), table
-    assert len(_table_rows(background, "market_data")) == len(bars)
-    assert len(_table_rows(background, "trades")) > 10
+        assert session_rows(background, table) == session_rows(inline, table), table
+    assert len(session_rows(background, "market_data")) == len(bars)
+    assert len(session_rows(background, "trades")) > 10
     assert _stats(background) == _stats(inline)
     assert list(background.glob("*/run_*/.journal/*.jsonl")) == []
