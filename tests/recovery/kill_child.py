@@ -3,7 +3,9 @@
 Usage (from the repository root):
 python -m tests.recovery.kill_child DATA_OUTPUT REPLAY_FILE SESSION_ID MODE N [STRATEGY]
 MODE: none | bar (die at the N-th bar, after the strategy ran) | flush (die inside the N-th
-parquet materialization, after the temp file is written and before the rename) |
+parquet materialization, after the temp file is written and before the rename) | bgflush (the
+same inside the background flusher, counting engine-state writes too, while the engine thread
+waits at the end of the bar that handed the flush over) |
 rollover (die right after the N-th day was closed, before the next day's folder exists).
 STRATEGY: ``rsi`` (default: MARKET orders only) or ``limit`` (resting LIMIT entries and
 take-profits, cancels, MARKET exits: see :class:`tests.recovery.strategies.LimitRsiStrategy`).
@@ -19,6 +21,7 @@ from typing import Any
 from argo_engine.clock import LiveClock
 from argo_engine.domain.market import Bar
 from argo_engine.engine.callbacks import EngineCallbacks
+from argo_engine.persistence import files as files_module
 from argo_engine.persistence import writers as writers_module
 from argo_engine.persistence.files import temp_path
 from argo_engine.session import run_session, start_session
@@ -55,7 +58,7 @@ def main() -> None:
         # FAILED, rightly differs from the uninterrupted run). The other modes kill the engine
         # thread at a bar boundary while the background flusher may be anywhere in its work.
         persistence={
-            "flush_interval_s": 0.001 if mode == "flush" else 0.02,
+            "flush_interval_s": 0.001 if mode in ("flush", "bgflush") else 0.02,
             "background_flush": mode != "flush",
         },
     )
@@ -75,17 +78,29 @@ def main() -> None:
         if mode == "rollover" and counter["days"] == n:
             die()
 
-    if mode == "flush":
+    if mode in ("flush", "bgflush"):
         original = writers_module.atomic_write_with
 
-        def dying_write(path: Any, writer: Any) -> None:
+        def dying_write(path: Any, writer: Any, **options: Any) -> None:
             counter["writes"] += 1
             if counter["writes"] == n:
                 writer(temp_path(path))  # a complete temp file that never gets renamed
                 die()
-            original(path, writer)
+            original(path, writer, **options)
 
         writers_module.atomic_write_with = dying_write  # type: ignore[assignment]
+    if mode == "bgflush":
+        # The engine state goes through files.atomic_write_with (via atomic_write_bytes).
+        files_module.atomic_write_with = dying_write  # type: ignore[assignment]
+        submit = writers_module.RunWriters.submit
+
+        def submit_and_wait(self: Any, after_sync: Any = None) -> None:
+            # The flush still runs on the flusher thread; the engine waits at a bar boundary,
+            # so a kill inside it never catches the engine between an order and its fill.
+            submit(self, after_sync)
+            self.wait()
+
+        writers_module.RunWriters.submit = submit_and_wait  # type: ignore[method-assign]
 
     clock = LiveClock()
     plan = start_session(settings, session_id=session_id, clock=clock)

@@ -112,10 +112,12 @@ def reference(
 TRIALS = [
     *[("rsi", "bar", seed) for seed in range(6)],
     *[("rsi", "flush", seed) for seed in range(3)],
+    *[("rsi", "bgflush", seed) for seed in range(3)],
     *[("rsi", "rollover", seed) for seed in range(1)],
     *[("rsi", "double", seed) for seed in range(1)],
     *[("limit", "bar", seed) for seed in range(10)],
     *[("limit", "flush", seed) for seed in range(3)],
+    *[("limit", "bgflush", seed) for seed in range(3)],
     *[("limit", "rollover", seed) for seed in range(1)],
     *[("limit", "double", seed) for seed in range(2)],
 ]
@@ -139,8 +141,8 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(
 
     if mode == "bar":
         assert child("bar", rng.randint(1, TOTAL_BARS - 1)) == -signal.SIGKILL
-    elif mode == "flush":
-        assert child("flush", rng.randint(1, 40)) == -signal.SIGKILL
+    elif mode in ("flush", "bgflush"):
+        assert child(mode, rng.randint(1, 40)) == -signal.SIGKILL
     elif mode == "rollover":
         assert child("rollover", 1) == -signal.SIGKILL
     else:  # killed twice, then resumed
