@@ -317,7 +317,27 @@ def _copy_range(source: Path, dest: int, start: int, length: int) -> None:
             offset += copied
 
 
-def append_file(current: Path, footer: Footer, part: Path, out_fd: int) -> Footer:
+def data_bytes(path: Path) -> int:
+    """Bytes of row-group data in a parquet file: its size without the magics and footer.
+
+    Raises:
+        ParquetAppendError: If the file does not end like a parquet file.
+        OSError: If it cannot be read.
+    """
+    with path.open("rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size < 2 * len(MAGIC) + 4:
+            raise ParquetAppendError(f"{path} is too short for a parquet file")
+        fh.seek(size - 4 - len(MAGIC))
+        tail = fh.read(4 + len(MAGIC))
+    if tail[4:] != MAGIC:
+        raise ParquetAppendError(f"{path} does not end with the parquet magic")
+    return size - 2 * len(MAGIC) - 4 - int.from_bytes(tail[:4], "little")
+
+
+def append_file(
+    current: Path, footer: Footer, part: Path, out_fd: int, *, supersede: bool = False
+) -> Footer:
     """Write ``current`` plus the row groups of ``part`` to ``out_fd`` (an empty file).
 
     The first ``footer.data_end`` bytes of ``current`` are copied verbatim, so offsets into the
@@ -326,8 +346,11 @@ def append_file(current: Path, footer: Footer, part: Path, out_fd: int) -> Foote
     Args:
         current: The file now at the target path.
         footer: Its footer (from :func:`read_footer` or an earlier append).
-        part: A parquet file holding only the new rows, with the same schema.
+        part: A parquet file holding the new rows, with the same schema.
         out_fd: Descriptor of the new file, positioned at 0.
+        supersede: ``part`` holds the whole new table: the new footer lists only its row
+            groups, and the old ones stay behind as unreferenced bytes (so the old version
+            is still a prefix of the new one, at the cost of that space).
 
     Returns:
         The footer of the new file.
@@ -350,15 +373,14 @@ def append_file(current: Path, footer: Footer, part: Path, out_fd: int) -> Foote
     if part_schema != footer.schema:
         raise ParquetAppendError("the new rows have another parquet schema")
     shift = footer.data_end - len(MAGIC)
-    groups = [
-        _shift_row_group(rg, shift, len(footer.row_groups) + i) for i, rg in enumerate(part_groups)
-    ]
+    kept = () if supersede else footer.row_groups
+    groups = [_shift_row_group(rg, shift, len(kept) + i) for i, rg in enumerate(part_groups)]
     _copy_range(current, out_fd, 0, footer.data_end)
     _copy_range(part, out_fd, len(MAGIC), part_end - len(MAGIC))
     merged = Footer(
         head=footer.head,
-        num_rows=footer.num_rows + part_rows,
-        row_groups=footer.row_groups + tuple(groups),
+        num_rows=(0 if supersede else footer.num_rows) + part_rows,
+        row_groups=kept + tuple(groups),
         data_end=footer.data_end + part_end - len(MAGIC),
         size=0,
     )
@@ -368,9 +390,11 @@ def append_file(current: Path, footer: Footer, part: Path, out_fd: int) -> Foote
 
 
 __all__ = [
+    "MAGIC",
     "Footer",
     "ParquetAppendError",
     "append_file",
+    "data_bytes",
     "decode_struct",
     "encode_footer",
     "encode_struct",

@@ -10,14 +10,17 @@ Write path of a row (DESIGN.md "Folder layout"):
    (via a pyarrow table); a key seen before turns the batch into delete-then-insert, so each
    table keeps one row per :attr:`TableSchema.key`, the later row winning.
 3. Materializing a table writes a new version of ``<table>.parquet`` to a temp file, fsyncs it
-   and ``os.replace``s it onto the file; only then is the table's journal truncated. When the
-   rows loaded since the last write are all new keys that sort after the stored rows (the
-   common case: bars, fills, marks and logs arrive in order), the new version is the old one
-   plus a row group (:mod:`argo_engine.persistence.parquet_append`), which costs the new rows
-   plus an in-kernel copy. Otherwise (an order changed status, a late bar, or more than
-   ``_MAX_ROW_GROUPS`` row groups) the whole table is copied, sorted by
-   :attr:`TableSchema.order_by` (DuckDB ``COPY ... (FORMAT PARQUET)``). Writes are spaced
-   adaptively: after one that took ``w`` seconds the next non-forced one of that table waits
+   and ``os.replace``s it onto the file; only then is the table's journal truncated. Every new
+   version starts with the old version's bytes (:mod:`argo_engine.persistence.parquet_append`):
+   when the rows loaded since the last write are all new keys that sort after the stored rows
+   (the common case: bars, fills, marks and logs arrive in order) they are appended as a row
+   group, which costs the new rows plus an in-kernel copy; otherwise (an order changed status,
+   a late bar, more than ``_MAX_ROW_GROUPS`` row groups) the whole table, sorted by
+   :attr:`TableSchema.order_by`, follows the old bytes and the footer lists only its row
+   groups (the old ones stay as unreferenced bytes). Only when those would outgrow
+   ``max(_DEAD_BYTES_MIN, table size)`` is the file rewritten from scratch (DuckDB
+   ``COPY ... (FORMAT PARQUET)``). Writes are spaced adaptively: after one that took ``w``
+   seconds the next non-forced one of that table waits
    ``max(flush_interval_s, w / max_write_share)``. Durability never waits for them; the
    journal covers every row meanwhile.
 
@@ -38,12 +41,12 @@ An unreadable parquet file, or one whose columns differ from the schema, is move
 a journal with corrupt lines is moved aside the same way once its good rows are in parquet.
 
 Concurrent readers: every version of a file is complete. DuckDB ``read_parquet(path)`` reads
-the footer through one open of the path and the data through later opens; an append keeps the
-previous version as a byte prefix of the new one, so such a read never mixes two versions.
-A full rewrite (status change of a stored order, late rows, compaction) has no such prefix: a
-read that spans it can fail with a decoding error and may simply be retried; a reader that
-opens the file once and reads that version (``pyarrow.parquet.ParquetFile`` on an open file,
-or DuckDB on ``/proc/self/fd/<fd>``) never fails.
+the footer through one open of the path and the data through later opens; since each version
+is a byte prefix of the next, such a read never mixes two versions. Only a compaction (a plain
+rewrite, rare by the bound above) has no such prefix: a read that spans it can fail with a
+decoding error and may simply be retried; a reader that opens the file once and reads that
+version (``pyarrow.parquet.ParquetFile`` on an open file, or DuckDB on
+``/proc/self/fd/<fd>``) never fails.
 """
 
 from __future__ import annotations
@@ -73,9 +76,11 @@ from argo_engine.persistence.files import (
 )
 from argo_engine.persistence.journal import Journal, encode_rows, read_journal
 from argo_engine.persistence.parquet_append import (
+    MAGIC,
     Footer,
     ParquetAppendError,
     append_file,
+    data_bytes,
     read_footer,
 )
 from argo_engine.persistence.schema import (
@@ -109,6 +114,10 @@ _FRESH = "_argo_fresh"
 # A file appended to this many times is rewritten in one piece (compacted) at its next write:
 # many small row groups make the footer, and every read of it, slower.
 _MAX_ROW_GROUPS = 512
+
+# A superseding write leaves the old row groups behind as unreferenced bytes; once they would
+# exceed this (or the table's own size, whichever is larger) the file is rewritten instead.
+_DEAD_BYTES_MIN = 4 << 20
 
 Row = tuple[object, ...]
 
@@ -257,6 +266,9 @@ class RunWriters:
         corrupt_files: Where unreadable files found at open were moved aside.
         materializations: Parquet files written since construction (a counter for tests and
             monitoring).
+        appended_versions: Of those, versions that appended the new rows to the old bytes.
+        superseded_versions: Of those, versions that appended the whole table after the old
+            bytes (the old version is still a prefix); the rest were plain rewrites.
         corrupt_journal_lines: Journal lines skipped at open because they were unreadable.
         torn_journal_tails: Journals found at open ending with an incomplete line (ignored).
 
@@ -286,6 +298,8 @@ class RunWriters:
         self.folder = folder
         self.corrupt_files: list[Path] = []
         self.materializations = 0
+        self.appended_versions = 0
+        self.superseded_versions = 0
         self.corrupt_journal_lines = 0
         self.torn_journal_tails = 0
         self._clock = clock
@@ -791,20 +805,22 @@ class RunWriters:
         table.unwritten = False
 
     def _append_parquet(self, table: _Table) -> bool:
-        """Append the rows loaded since the last write as new row groups, if that is exact.
+        """Write the new version of the file so that the previous one is a byte prefix of it.
 
         Appending keeps the previous version of the file as a byte prefix of the new one (see
         :mod:`argo_engine.persistence.parquet_append`), so readers that open the path several
-        times per query never mix two versions. It applies when no stored row changed, the new
-        rows sort after the stored ones and the file is not fragmented; otherwise the caller
-        rewrites the file.
+        times per query never mix two versions. When the rows loaded since the last write are
+        new keys that sort after the stored ones, they are appended as row groups. Otherwise
+        (a stored order changed status, a late bar, a fragmented file) the whole sorted table
+        is appended as new row groups and the footer points at those only: the old row groups
+        stay behind as unreferenced bytes.
 
         Returns:
-            Whether the file was appended to.
+            Whether the file was written; False leaves it to a plain rewrite: when this writer
+            has not read the file yet, or when the unreferenced bytes would exceed
+            ``max(_DEAD_BYTES_MIN, size of the table)`` (a compaction).
         """
         if not table.fresh or table.file_rows == 0 or not table.path.exists():
-            return False
-        if table.footer is not None and len(table.footer.row_groups) >= _MAX_ROW_GROUPS:
             return False
         con = self._con
         keys = ", ".join(_quote(k) for k in table.schema.key)
@@ -820,41 +836,52 @@ class RunWriters:
         written: list[Footer] = []
         con.register(_FRESH, pa.concat_tables(table.fresh))
         try:
+            try:
+                footer = table.footer or read_footer(table.path)
+            except (ParquetAppendError, OSError):
+                return False
             ((total,),) = con.execute(f"SELECT count(*) FROM {table.name}").fetchall()
             firsts = con.execute(
                 f"(SELECT {order} FROM {source} ORDER BY {order} LIMIT 1) UNION ALL "
                 f"(SELECT {order} FROM {source} ORDER BY {table.desc_sql} LIMIT 1)"
             ).fetchall()
-            if not firsts:
-                return False
-            first, last = tuple(firsts[0]), tuple(firsts[-1])
             ((new,),) = con.execute(f"SELECT count(*) FROM {source}").fetchall()
-            if total != table.file_rows + new:
-                return False  # a row already in the file was replaced
-            if table.file_last is not None and _sort_key(first) <= _sort_key(table.file_last):
-                return False  # the file must stay sorted
-            try:
-                footer = table.footer or read_footer(table.path)
-            except (ParquetAppendError, OSError):
-                return False
-            if len(footer.row_groups) >= _MAX_ROW_GROUPS:
-                return False
+            supersede = (
+                not firsts
+                # a row already in the file was replaced
+                or total != table.file_rows + new
+                # the file must stay sorted
+                or (
+                    table.file_last is not None
+                    and _sort_key(tuple(firsts[0])) <= _sort_key(table.file_last)
+                )
+                or len(footer.row_groups) >= _MAX_ROW_GROUPS
+            )
             part = table.path.with_name(f".{table.schema.file_name}.{os.getpid()}.part.tmp")
             target = str(part).replace("'", "''")
+            rows_sql = table.name if supersede else source
             try:
                 con.execute(
-                    f"COPY (SELECT {table.export_sql} FROM {source} ORDER BY {order}) "
+                    f"COPY (SELECT {table.export_sql} FROM {rows_sql} ORDER BY {order}) "
                     f"TO '{target}' (FORMAT PARQUET)"
                 )
+                # After superseding, every old data byte is unreferenced.
+                dead = footer.data_end - len(MAGIC)
+                if supersede and dead > max(_DEAD_BYTES_MIN, data_bytes(part)):
+                    return False  # compaction: too much unreferenced space
 
                 def produce(tmp: Path) -> None:
                     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
                     try:
-                        written.append(append_file(table.path, footer, part, fd))
+                        written.append(
+                            append_file(table.path, footer, part, fd, supersede=supersede)
+                        )
                     finally:
                         os.close(fd)
 
                 atomic_write_with(table.path, produce)
+            except OSError as exc:
+                raise persistence_error(exc, part) from exc
             except duckdb.IOException as exc:
                 raise persistence_error(_os_error(exc, part), part) from exc
             except ParquetAppendError:
@@ -864,11 +891,16 @@ class RunWriters:
         finally:
             con.unregister(_FRESH)
         self.materializations += 1
+        if supersede:
+            self.superseded_versions += 1
+            self._note_file(table)
+        else:
+            self.appended_versions += 1
+            table.file_rows += int(new)
+            table.file_last = tuple(firsts[-1])
+            table.fresh = []
+            table.fresh_replace = False
         table.footer = written[0]
-        table.file_rows += int(new)
-        table.file_last = last
-        table.fresh = []
-        table.fresh_replace = False
         return True
 
     # -- recovery ------------------------------------------------------------------------------

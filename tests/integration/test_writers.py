@@ -536,6 +536,12 @@ def row_groups(path: Path) -> int:
     return int(pq.read_metadata(path).num_row_groups)
 
 
+def data_of(version: bytes) -> bytes:
+    """A parquet file's bytes without its footer (what the next version must start with)."""
+    footer_len = int.from_bytes(version[-8:-4], "little")
+    return version[: len(version) - 8 - footer_len]
+
+
 def test_new_rows_are_appended_keeping_each_version_as_a_prefix(
     folder: Path, clock: FakeClock
 ) -> None:
@@ -548,15 +554,17 @@ def test_new_rows_are_appended_keeping_each_version_as_a_prefix(
         writers.flush()
         versions.append(path.read_bytes())
     for old, new in itertools.pairwise(versions):
-        footer_len = int.from_bytes(old[-8:-4], "little")
-        assert new[: len(old) - 8 - footer_len] == old[: len(old) - 8 - footer_len]
+        assert new.startswith(data_of(old))
     assert row_groups(path) == 4
+    assert writers.appended_versions == 3
     naive = T0.replace(tzinfo=None)
     assert [r[0] for r in parquet_rows(path)] == [naive + timedelta(minutes=i) for i in range(20)]
     writers.close()
 
 
-def test_status_change_of_a_stored_order_rewrites_the_file(folder: Path, clock: FakeClock) -> None:
+def test_status_change_of_a_stored_order_supersedes_keeping_the_prefix(
+    folder: Path, clock: FakeClock
+) -> None:
     writers = RunWriters(folder, clock=clock)
     path = folder / "orders.parquet"
     writers.append_order(order("o1"))
@@ -566,9 +574,14 @@ def test_status_change_of_a_stored_order_rewrites_the_file(folder: Path, clock: 
     writers.append_order(order("o2", OrderStatus.FILLED, minute=1))
     writers.flush()
     assert row_groups(path) == 2
+    before = path.read_bytes()
     writers.append_order(order("o1", OrderStatus.CANCELLED))
     writers.flush()
+    # The whole table follows the old bytes; the footer lists only the new row group, so a
+    # reader holding the old footer still finds the old row groups where they were.
+    assert path.read_bytes().startswith(data_of(before))
     assert row_groups(path) == 1
+    assert (writers.appended_versions, writers.superseded_versions) == (1, 1)
     rows = (
         duckdb.connect()
         .execute("SELECT order_id, status FROM read_parquet(?)", [str(path)])
@@ -578,7 +591,7 @@ def test_status_change_of_a_stored_order_rewrites_the_file(folder: Path, clock: 
     writers.close()
 
 
-def test_late_rows_rewrite_the_file_so_it_stays_sorted(folder: Path, clock: FakeClock) -> None:
+def test_late_rows_supersede_the_file_so_it_stays_sorted(folder: Path, clock: FakeClock) -> None:
     writers = RunWriters(folder, clock=clock)
     path = folder / "market_data.parquet"
     writers.append_bar(bar(5))
@@ -586,8 +599,10 @@ def test_late_rows_rewrite_the_file_so_it_stays_sorted(folder: Path, clock: Fake
     writers.append_bar(bar(7, symbol="ETHUSDT"))
     writers.flush()
     assert row_groups(path) == 2
+    before = path.read_bytes()
     writers.append_bar(bar(6))  # older than the file's last row
     writers.flush()
+    assert path.read_bytes().startswith(data_of(before))
     assert row_groups(path) == 1
     got = [(r[1], r[0].replace(tzinfo=UTC)) for r in parquet_rows(path)]
     assert got == [
@@ -642,7 +657,36 @@ def test_fragmented_file_is_compacted(
         writers.flush()
         counts.append(row_groups(path))
     assert counts == [1, 2, 3, 1, 2]
+    assert writers.superseded_versions == 1  # defragmented, old version still a prefix
     assert [r[0] for r in parquet_rows(path)] == [1, 2, 3, 4, 5]
+    writers.close()
+
+
+def test_unreferenced_bytes_are_bounded_by_a_compaction(
+    folder: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No floor: compact as soon as the old bytes outgrow the new table.
+    monkeypatch.setattr(writers_module, "_DEAD_BYTES_MIN", 0)
+    writers = RunWriters(folder, clock=clock)
+    path = folder / "orders.parquet"
+    writers.append_order(order("o1"))
+    writers.flush()
+    written = writers.materializations
+    kinds = []
+    for k in range(1, 5):
+        # A longer message each time: every new table is a little bigger than the last.
+        writers.append_order(
+            dataclasses.replace(order("o1", OrderStatus.CANCELLED), message="m" * k)
+        )
+        before = (writers.superseded_versions, path.read_bytes())
+        writers.flush()
+        superseded = writers.superseded_versions > before[0]
+        assert path.read_bytes().startswith(data_of(before[1])) == superseded
+        kinds.append("supersede" if superseded else "rewrite")
+    # Superseding once leaves old bytes as big as the table: the next write compacts.
+    assert kinds == ["supersede", "rewrite", "supersede", "rewrite"]
+    assert writers.materializations - written == 4
+    assert [(r[0], r[11]) for r in parquet_rows(path)] == [("o1", "mmmm")]
     writers.close()
 
 

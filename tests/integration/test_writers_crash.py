@@ -299,8 +299,13 @@ def test_reader_process_never_sees_a_partial_file(tmp_path: Path, clock: FakeClo
             for i in range(batch):
                 writers.append_bar(bar(f * batch + i))
             writers.append_order(order(f"o{f}"))
+            if f:
+                # A stored order changes status: orders.parquet cannot simply grow by a row
+                # group, the whole table supersedes the old one after its bytes.
+                writers.append_order(order(f"o{f - 1}", OrderStatus.FILLED))
             writers.flush()
         final = batch * flushes
+        assert writers.superseded_versions >= flushes - 1
         # Wait (bounded by the reader's own read limit) until the reader saw the final file.
         seen = [0]
         for line in reader.stdout:

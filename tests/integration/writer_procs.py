@@ -68,7 +68,11 @@ def reader(folder: Path, stop_file: Path, batch: int) -> None:
             # Each flush adds exactly `batch` bars with close == 1.0: a partial file shows.
             if count % batch or float(row[1]) != float(count):
                 errors.append(f"partial market_data: {row}")
-            con.execute("SELECT count(*) FROM read_parquet(?)", [orders]).fetchall()
+            # Orders change status every flush (superseding writes); read them both ways too.
+            if reads % 2:
+                con.execute("SELECT count(*) FROM read_parquet(?)", [orders]).fetchall()
+            else:
+                pq.read_table(orders)
         except Exception as exc:  # any failure of a reader is what we look for
             errors.append(repr(exc))
             continue

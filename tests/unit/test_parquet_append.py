@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from argo_engine.persistence.parquet_append import (
     ParquetAppendError,
     append_file,
+    data_bytes,
     decode_struct,
     encode_struct,
     read_footer,
@@ -34,12 +35,12 @@ def write(con: duckdb.DuckDBPyConnection, path: Path, start: int, stop: int) -> 
     con.execute(f"COPY ({ROWS_SQL.format(start=start, stop=stop)}) TO '{path}' (FORMAT PARQUET)")
 
 
-def append(target: Path, part: Path) -> None:
+def append(target: Path, part: Path, *, supersede: bool = False) -> None:
     footer = read_footer(target)
     tmp = target.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        append_file(target, footer, part, fd)
+        append_file(target, footer, part, fd, supersede=supersede)
     finally:
         os.close(fd)
     os.replace(tmp, target)
@@ -101,6 +102,28 @@ def test_old_footer_offsets_still_read_the_old_rows_in_the_new_file(tmp_path: Pa
     mixed = tmp_path / "mixed.parquet"
     mixed.write_bytes(new[: len(old) - 8 - length] + old[-8 - length :])
     assert pq.read_table(mixed).column("id").to_pylist() == list(range(50))
+
+
+def test_superseding_lists_only_the_new_rows_and_keeps_the_old_bytes(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    target, part = tmp_path / "t.parquet", tmp_path / "part.parquet"
+    write(con, target, 0, 50)
+    old = target.read_bytes()
+    write(con, part, 10, 30)  # the whole new table: other rows than before
+    append(target, part, supersede=True)
+    new = target.read_bytes()
+    length = int.from_bytes(old[-8:-4], "little")
+    assert new.startswith(old[: len(old) - 8 - length])
+    assert read_footer(target).num_rows == 20
+    assert pq.read_table(target).column("id").to_pylist() == list(range(10, 30))
+    got = con.execute(f"SELECT id FROM read_parquet('{target}') ORDER BY id").fetchall()
+    assert [r[0] for r in got] == list(range(10, 30))
+    # The old rows stay behind, unreferenced: a reader holding the old footer still reads them.
+    mixed = tmp_path / "mixed.parquet"
+    mixed.write_bytes(new[: len(old) - 8 - length] + old[-8 - length :])
+    assert pq.read_table(mixed).column("id").to_pylist() == list(range(50))
+    # Data bytes: the old data, then the part's.
+    assert data_bytes(target) == (len(old) - 12 - length) + data_bytes(part)
 
 
 def test_other_schema_is_refused(tmp_path: Path) -> None:
