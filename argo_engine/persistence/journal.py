@@ -1,10 +1,12 @@
-"""Write-ahead journal of one table: ``.journal/<table>.jsonl``, one orjson array per line.
+"""Write-ahead journals of a run folder: one orjson array per line.
 
-A line holds one row in the column order of the table's
-:class:`~argo_engine.persistence.schema.TableSchema`, timestamps as integer microseconds since
-the Unix epoch (UTC). The journal makes a row durable before the parquet file that will hold it
-is rewritten; once that parquet file is durable the journal is truncated. Readers never look
-here.
+A line of a table's own journal (``.journal/<table>.jsonl``) holds one row in the column order
+of the table's :class:`~argo_engine.persistence.schema.TableSchema`, timestamps as integer
+microseconds since the Unix epoch (UTC). A line of a shared journal (``.journal/durable.jsonl``:
+market data, orders and trades, so that an order and the bars before it cost one fsync) starts
+with the table's name, then the row. The journal makes a row durable before the parquet file
+that will hold it is written; once that parquet file is durable the journal is truncated.
+Readers never look here.
 
 Reading is forgiving because the file may end mid-write after a crash: a torn last line (no
 newline, not parseable) is ignored, and an unparseable or ill-typed line elsewhere is skipped
@@ -58,6 +60,23 @@ def encode_rows(rows: Sequence[Sequence[object]]) -> bytes:
     return b"".join(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE) for row in rows)
 
 
+def tag_lines(data: bytes, tag: bytes) -> bytes:
+    """Prefix every line of :func:`encode_rows` output with a table tag.
+
+    Args:
+        data: Complete journal lines (each a JSON array, newline-terminated).
+        tag: The JSON-encoded tag followed by a comma, e.g. ``b'"orders",'``.
+
+    Returns:
+        The lines with the tag as each array's first element.
+    """
+    if not data:
+        return data
+    # Lines start with "[" and orjson escapes newlines inside strings, so "\n[" only ever
+    # starts a line.
+    return b"[" + tag + data[1:-1].replace(b"\n[", b"\n[" + tag) + b"\n"
+
+
 @dataclass(slots=True)
 class JournalContents:
     """Rows recovered from a journal file.
@@ -83,6 +102,68 @@ def _valid(row: object, schema: TableSchema, key_idx: Sequence[int]) -> bool:
         if isinstance(value, bool) or not isinstance(value, _ALLOWED[sql_type]):
             return False
     return all(row[i] is not None for i in key_idx)
+
+
+def read_tagged_journal(
+    path: Path, schemas: dict[str, TableSchema]
+) -> tuple[dict[str, list[list[object]]], int, bool]:
+    """Read a shared journal (lines tagged with their table, see :func:`tag_lines`).
+
+    Args:
+        path: Journal file; a missing file reads as empty.
+        schemas: The tables that may appear, by name.
+
+    Returns:
+        The valid rows per table in file order (without the tag), the number of corrupt
+        lines, and whether the file ended with a torn line.
+
+    Raises:
+        PersistenceError: If the file exists but cannot be read.
+    """
+    rows: dict[str, list[list[object]]] = {name: [] for name in schemas}
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return rows, 0, False
+    except OSError as exc:
+        raise persistence_error(exc, path) from exc
+    keys = {n: [s.column_names.index(k) for k in s.key] for n, s in schemas.items()}
+
+    def take(line: object) -> bool:
+        if not isinstance(line, list) or not line or not isinstance(line[0], str):
+            return False
+        schema = schemas.get(line[0])
+        if schema is None or not _valid(line[1:], schema, keys[line[0]]):
+            return False
+        rows[line[0]].append(line[1:])
+        return True
+
+    complete, _, tail = data.rpartition(b"\n")
+    parsed: list[object] | None = None
+    if complete:
+        # Fast path: a clean journal parses in one call.
+        with contextlib.suppress(orjson.JSONDecodeError):
+            parsed = orjson.loads(b"[" + complete.replace(b"\n", b",") + b"]")
+    corrupt = 0
+    if parsed is not None:
+        for line in parsed:
+            corrupt += not take(line)
+    else:
+        for raw in complete.split(b"\n") if complete else []:
+            try:
+                line = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                corrupt += 1
+                continue
+            corrupt += not take(line)
+    torn = False
+    if tail:
+        # Only a tail that is a whole valid row (the newline alone was lost) is kept.
+        try:
+            torn = not take(orjson.loads(tail))
+        except orjson.JSONDecodeError:
+            torn = True
+    return rows, corrupt, torn
 
 
 def read_journal(path: Path, schema: TableSchema) -> JournalContents:
@@ -164,6 +245,9 @@ class Journal:
         # Writes done, and writes known durable: a sync is due while they differ.
         self._written = 0
         self._synced = 0
+        # The generation at the last truncation: nothing to empty while it is current. A file
+        # left by an earlier process may hold lines, so no generation is known empty at first.
+        self._emptied_at = -1
 
     @property
     def generation(self) -> int:
@@ -239,7 +323,8 @@ class Journal:
         with self._lock:
             if self._written != generation:
                 return False
-            self._truncate()
+            if self._emptied_at != generation:
+                self._truncate()
             return True
 
     def _truncate(self) -> None:
@@ -257,6 +342,7 @@ class Journal:
         except OSError as exc:
             raise persistence_error(exc, self.path) from exc
         self._synced = self._written
+        self._emptied_at = self._written
 
     def remove(self) -> None:
         """Close and delete the file once its rows are durable elsewhere.
@@ -271,6 +357,7 @@ class Journal:
             self.path.unlink(missing_ok=True)
         except OSError as exc:
             raise persistence_error(exc, self.path) from exc
+        self._emptied_at = self._written
 
     def close(self) -> None:
         """Close the file descriptor (idempotent); unsynced lines stay in the OS cache."""

@@ -3,9 +3,11 @@
 Write path of a row (DESIGN.md "Folder layout"):
 
 1. ``append_*`` builds a tuple in schema column order and buffers it in Python (O(1)).
-   Orders and fills are also written to ``.journal/<table>.jsonl`` and fsynced before the call
-   returns; bars, marks and logs reach the journal in batches, fsynced by :meth:`maybe_flush`
-   once per flush interval.
+   Orders and fills are also written to the journal and fsynced before the call returns; bars,
+   marks and logs reach the journal in batches, fsynced by :meth:`maybe_flush` once per flush
+   interval. Bars, orders and fills share ``.journal/durable.jsonl`` (lines tagged with their
+   table), so an order and the bars before it cost one write and one fsync; marks and logs
+   have ``.journal/<table>.jsonl``.
 2. At flush (or query) time the buffered rows enter an in-memory DuckDB table in one batch
    (via a pyarrow table); a key seen before turns the batch into delete-then-insert, so each
    table keeps one row per :attr:`TableSchema.key`, the later row winning.
@@ -74,7 +76,13 @@ from argo_engine.persistence.files import (
     move_aside,
     persistence_error,
 )
-from argo_engine.persistence.journal import Journal, encode_rows, read_journal
+from argo_engine.persistence.journal import (
+    Journal,
+    encode_rows,
+    read_journal,
+    read_tagged_journal,
+    tag_lines,
+)
 from argo_engine.persistence.parquet_append import (
     MAGIC,
     Footer,
@@ -110,6 +118,10 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
 
 _BATCH = "_argo_batch"
 _FRESH = "_argo_fresh"
+
+# Tables whose rows go to the shared journal (see _Table), and its file name.
+_SHARED_TABLES = (MARKET_DATA.name, ORDERS.name, TRADES.name)
+DURABLE_JOURNAL = "durable.jsonl"
 
 # A file appended to this many times is rewritten in one piece (compacted) at its next write:
 # many small row groups make the footer, and every read of it, slower.
@@ -182,15 +194,21 @@ class _Table:
         "pending",
         "replace",
         "schema",
+        "tag",
         "unjournaled",
         "unwritten",
     )
 
-    def __init__(self, schema: TableSchema, folder: Path, journal_dir: Path) -> None:
+    def __init__(
+        self, schema: TableSchema, folder: Path, journal_dir: Path, shared: Journal | None
+    ) -> None:
         self.schema = schema
         self.name = _quote(schema.name)
         self.path = folder / schema.file_name
-        self.journal = Journal(journal_dir / f"{schema.name}.jsonl")
+        # Market data, orders and trades share one journal (lines tagged with the table), so
+        # that an order and the bars it was decided on are durable with a single fsync.
+        self.journal = shared or Journal(journal_dir / f"{schema.name}.jsonl")
+        self.tag = orjson.dumps(schema.name) + b"," if shared is not None else None
         # Rows not yet inserted into DuckDB, and rows not yet written to the journal file.
         self.pending: list[Row] = []
         self.unjournaled: list[Row] = []
@@ -224,6 +242,11 @@ class _Table:
             for c in schema.column_names
         )
         self.match_sql = " AND ".join(f"t.{_quote(k)} = b.{_quote(k)}" for k in schema.key)
+
+    def encode(self, rows: list[Row]) -> bytes:
+        """Journal lines of ``rows`` (tagged when the journal is shared)."""
+        data = encode_rows(rows)
+        return data if self.tag is None else tag_lines(data, self.tag)
 
 
 @dataclass(slots=True)
@@ -319,7 +342,16 @@ class RunWriters:
         # Market data first: every flush makes bars durable before the marks, logs, orders and
         # fills that were produced from them, so a durable row never refers to a lost bar.
         order = [MARKET_DATA.name, *(name for name in TABLES if name != MARKET_DATA.name)]
-        self._tables = {name: _Table(TABLES[name], folder, self._journal_dir) for name in order}
+        self._wal = Journal(self._journal_dir / DURABLE_JOURNAL)
+        self._tables = {
+            name: _Table(
+                TABLES[name],
+                folder,
+                self._journal_dir,
+                self._wal if name in _SHARED_TABLES else None,
+            )
+            for name in order
+        }
         self._md = self._tables[MARKET_DATA.name]
         self._orders = self._tables[ORDERS.name]
         self._trades = self._tables[TRADES.name]
@@ -498,16 +530,15 @@ class RunWriters:
         # Orders and fills never wait in ``unjournaled``: each is fsynced before returning, and
         # the bars they were decided on are made durable first (a restart must never re-run a
         # bar that already produced an order).
+        # One write and one fsync of the shared journal: bars first, then earlier rows of the
+        # table (journal order equals append order: later lines win on replay), then the row.
         md = self._md
-        if md.unjournaled:
-            md.journal.write(encode_rows(md.unjournaled))
-            md.unjournaled = []
-            md.journal.sync()
+        data = md.encode(md.unjournaled) if md.unjournaled else b""
+        md.unjournaled = []
         if table.unjournaled:
-            # Keep journal order equal to append order: later lines win on replay.
-            table.journal.write(encode_rows(table.unjournaled))
+            data += table.encode(table.unjournaled)
             table.unjournaled = []
-        table.journal.write(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
+        table.journal.write(data + table.encode([row]))
         table.journal.sync()
         table.pending.append(row)
         table.changed = True
@@ -613,7 +644,7 @@ class RunWriters:
         self._check_open()
         for table in self._tables.values():
             if table.unjournaled:
-                table.journal.write(encode_rows(table.unjournaled))
+                table.journal.write(table.encode(table.unjournaled))
                 table.unjournaled = []
             table.journal.sync()
 
@@ -684,7 +715,7 @@ class RunWriters:
         # fallible) parquet write.
         for table in self._tables.values():
             if table.unjournaled:
-                table.journal.write(encode_rows(table.unjournaled))
+                table.journal.write(table.encode(table.unjournaled))
                 table.unjournaled = []
             if table.pending:
                 loads.append((table, table.pending, table.replace))
@@ -707,15 +738,27 @@ class RunWriters:
             self._load_rows(table, rows, replace)
         for table in job.changed:
             table.unwritten = True
-        for name, table in self._tables.items():
+        for table in self._tables.values():
             if table.unwritten and (job.force or job.now >= table.next_at):
-                self._materialize(table, job.now, job.generations[name])
+                self._materialize(table, job.now)
+        # A journal whose tables hold nothing unwritten has every line journaled up to the
+        # take inside durable parquet files; lines journaled later (an order appended during a
+        # background flush) must stay, so then it is left alone.
+        done: set[int] = set()
+        for name, table in self._tables.items():
+            journal = table.journal
+            if id(journal) in done:
+                continue
+            done.add(id(journal))
+            sharing = [t for t in self._tables.values() if t.journal is journal]
+            if not any(t.unwritten for t in sharing):
+                journal.truncate_if_unchanged(job.generations[name])
 
     def _spill(self, table: _Table) -> None:
         # Engine thread, between flushes: bound the rows held in Python.
         self.wait()
         if table.unjournaled:
-            table.journal.write(encode_rows(table.unjournaled))
+            table.journal.write(table.encode(table.unjournaled))
             table.unjournaled = []
         self._load(table)
 
@@ -759,19 +802,13 @@ class RunWriters:
         table.fresh.append(batch)
         table.fresh_replace = table.fresh_replace or replace
 
-    def _materialize(self, table: _Table, now: float, generation: int | None = None) -> None:
+    def _materialize(self, table: _Table, now: float) -> None:
         started = time.perf_counter()
         if not self._append_parquet(table):
             self._write_parquet(table)
         took = time.perf_counter() - started
         table.next_at = now + max(self._flush_interval, took / self._max_write_share)
         table.unwritten = False
-        # Every row journaled up to ``generation`` is inside the durable parquet file now;
-        # rows journaled later (an order appended during a background flush) must stay.
-        if generation is None:
-            table.journal.truncate()
-        else:
-            table.journal.truncate_if_unchanged(generation)
 
     def _write_parquet(self, table: _Table) -> None:
         """Rewrite the whole file from the DuckDB table (sorted)."""
@@ -906,24 +943,53 @@ class RunWriters:
     # -- recovery ------------------------------------------------------------------------------
 
     def _recover(self) -> None:
+        shared, shared_corrupt, shared_torn = read_tagged_journal(
+            self._wal.path, {name: TABLES[name] for name in _SHARED_TABLES}
+        )
+        self.corrupt_journal_lines += shared_corrupt
+        self.torn_journal_tails += int(shared_torn)
+        # Per-table journals of the shared tables are what earlier versions wrote: older than
+        # the shared journal, so replayed first.
+        legacy: list[tuple[Path, int]] = []
         for table in self._tables.values():
             self._remove_stale_temps(table)
             loaded = self._load_parquet(table)
-            contents = read_journal(table.journal.path, table.schema)
+            own = self._journal_dir / f"{table.schema.name}.jsonl"
+            contents = read_journal(own, table.schema)
             self.corrupt_journal_lines += contents.corrupt_lines
             self.torn_journal_tails += int(contents.torn_tail)
-            if contents.rows:
-                table.pending = [tuple(r) for r in contents.rows]
+            rows = contents.rows
+            if table.tag is not None:
+                rows = rows + shared[table.schema.name]
+                if own.exists():
+                    legacy.append((own, contents.corrupt_lines))
+            if rows:
+                table.pending = [tuple(r) for r in rows]
                 table.replace = True
                 self._load(table)
-            if not loaded or contents.rows:
+            if not loaded or rows:
                 self._write_parquet(table)
             else:
                 self._note_file(table)
+            if table.tag is not None:
+                continue
             if contents.corrupt_lines:
                 self._move_aside(table.journal.path)
             elif contents.rows or contents.torn_tail:
                 table.journal.truncate()
+        # Only now is every journaled row of the shared tables inside a durable parquet file.
+        for path, corrupt in legacy:
+            if corrupt:
+                self._move_aside(path)
+            else:
+                try:
+                    path.unlink()
+                except OSError as exc:
+                    raise persistence_error(exc, path) from exc
+        if shared_corrupt:
+            self._move_aside(self._wal.path)
+        elif self._wal.path.exists():
+            self._wal.truncate()
         self._track_keys()
 
     def _remove_stale_temps(self, table: _Table) -> None:

@@ -30,9 +30,9 @@ from argo_engine.domain import (
 )
 from argo_engine.errors import ConfigurationError, DataError, PersistenceError
 from argo_engine.persistence import writers as writers_module
-from argo_engine.persistence.journal import read_journal
-from argo_engine.persistence.schema import JOURNAL_DIR, MARKET_DATA, TABLES
-from argo_engine.persistence.writers import RunWriters
+from argo_engine.persistence.journal import read_journal, read_tagged_journal
+from argo_engine.persistence.schema import JOURNAL_DIR, TABLES
+from argo_engine.persistence.writers import DURABLE_JOURNAL, RunWriters
 
 T0 = datetime(2025, 10, 1, tzinfo=UTC)
 
@@ -104,6 +104,15 @@ def log(writers: RunWriters, message: str, fields: dict[str, str] | None = None)
         message=message,
         fields=fields or {},
     )
+
+
+def journaled(folder: Path, table: str) -> list[list[object]]:
+    """Rows of ``table`` in the run folder's journals (its own file, or the shared one)."""
+    own = read_journal(folder / JOURNAL_DIR / f"{table}.jsonl", TABLES[table]).rows
+    shared, _, _ = read_tagged_journal(
+        folder / JOURNAL_DIR / DURABLE_JOURNAL, {table: TABLES[table]}
+    )
+    return own + shared[table]
 
 
 def parquet_rows(path: Path) -> list[tuple[Any, ...]]:
@@ -406,8 +415,7 @@ def test_bulk_appends_spill_to_duckdb_without_materializing(folder: Path, clock:
         writers.append_bar(bar(i))
     assert writers.materializations == opened
     # The spilled batch already reached the journal's OS buffer; the rest waits for a flush.
-    spilled = read_journal(folder / JOURNAL_DIR / "market_data.jsonl", MARKET_DATA)
-    assert len(spilled.rows) == writers_module._SPILL_ROWS
+    assert len(journaled(folder, "market_data")) == writers_module._SPILL_ROWS
     assert writers.row_count("market_data") == n
     writers.close()
     assert len(parquet_rows(folder / "market_data.parquet")) == n
@@ -423,12 +431,12 @@ def test_slow_materializations_are_spaced_but_rows_stay_journaled(
     clock.advance(1.0)
     assert writers.maybe_flush()
     after_first = writers.materializations
-    journal = folder / JOURNAL_DIR / "market_data.jsonl"
+    journal = folder / JOURNAL_DIR / DURABLE_JOURNAL
     for step in range(1, 6):
         writers.append_bar(bar(step))
         clock.advance(1.0)
         assert writers.maybe_flush()
-        assert len(read_journal(journal, MARKET_DATA).rows) == step
+        assert len(journaled(folder, "market_data")) == step
     assert writers.materializations == after_first
     assert len(parquet_rows(folder / "market_data.parquet")) == 1
     writers.flush()  # forced: always materializes
@@ -456,10 +464,9 @@ def test_orders_and_fills_are_journaled_before_append_returns(
     writers.append_order(order("o1"))
     writers.append_fill(fill("t1"))
     writers.append_order(order("o1", OrderStatus.FILLED))
-    orders = read_journal(folder / JOURNAL_DIR / "orders.jsonl", TABLES["orders"])
-    trades = read_journal(folder / JOURNAL_DIR / "trades.jsonl", TABLES["trades"])
-    assert [(r[0], r[7]) for r in orders.rows] == [("o1", "PENDING"), ("o1", "FILLED")]
-    assert [r[12] for r in trades.rows] == ["t1"]
+    orders = journaled(folder, "orders")
+    assert [(r[0], r[7]) for r in orders] == [("o1", "PENDING"), ("o1", "FILLED")]
+    assert [r[12] for r in journaled(folder, "trades")] == ["t1"]
     writers.close()
 
 
@@ -473,7 +480,7 @@ def test_finalize_drains_journal_and_writer_stays_usable(folder: Path, clock: Fa
     assert len(parquet_rows(folder / "orders.parquet")) == 1
     writers.append_bar(bar(1))
     writers.append_order(order("o2"))
-    assert (folder / JOURNAL_DIR / "orders.jsonl").stat().st_size > 0
+    assert [r[0] for r in journaled(folder, "orders")] == ["o2"]
     writers.close()
     writers.close()  # idempotent
     with pytest.raises(RuntimeError):

@@ -17,12 +17,11 @@ from argo_engine.clock import FakeClock
 from argo_engine.domain.market import Bar
 from argo_engine.engine.callbacks import EngineCallbacks
 from argo_engine.errors import PersistenceError
-from argo_engine.persistence.journal import read_journal
-from argo_engine.persistence.schema import JOURNAL_DIR, TABLES
+from argo_engine.persistence.schema import TABLES
 from argo_engine.persistence.writers import RunWriters
 from argo_engine.session import run_session
 from tests.engine.helpers import session_rows, utc, wave_bars, write_replay
-from tests.integration.test_writers import T0, bar, order, parquet_rows
+from tests.integration.test_writers import T0, bar, journaled, order, parquet_rows
 
 
 class PausedFlush:
@@ -62,16 +61,14 @@ def test_flush_runs_on_the_flusher_while_the_engine_appends(tmp_path: Path) -> N
     for i in range(10, 13):
         writers.append_bar(bar(i))
     writers.append_order(order("o1"))
-    journal = read_journal(folder / JOURNAL_DIR / "orders.jsonl", TABLES["orders"])
-    assert [r[0] for r in journal.rows] == ["o1"]
+    assert [r[0] for r in journaled(folder, "orders")] == ["o1"]
     pause.release.set()
     writers.wait()
     assert writers.idle()
     # The flush wrote what it took (10 bars) and no more; nothing of the order is lost: its
     # journal line, written during the flush, survived the flush's journal truncation.
     assert len(parquet_rows(folder / "market_data.parquet")) == 10
-    journal = read_journal(folder / JOURNAL_DIR / "orders.jsonl", TABLES["orders"])
-    assert [r[0] for r in journal.rows] == ["o1"]
+    assert [r[0] for r in journaled(folder, "orders")] == ["o1"]
     # A crash now (the writer is abandoned, not closed) loses nothing that was durable.
     reopened = RunWriters(folder, clock=clock)
     assert reopened.row_count("market_data") == 13

@@ -16,9 +16,10 @@ import pytest
 
 from argo_engine.clock import FakeClock
 from argo_engine.domain import Bar, Order, OrderStatus, OrderType, PositionType, Side
-from argo_engine.persistence.journal import Journal, encode_rows
+from argo_engine.persistence.journal import Journal, encode_rows, tag_lines
 from argo_engine.persistence.schema import JOURNAL_DIR, TABLES
-from argo_engine.persistence.writers import RunWriters
+from argo_engine.persistence.writers import DURABLE_JOURNAL, RunWriters
+from tests.integration.test_writers import journaled
 
 T0 = datetime(2025, 10, 1, tzinfo=UTC)
 PROCS = Path(__file__).with_name("writer_procs.py")
@@ -80,8 +81,8 @@ def test_sigkill_after_appends_keeps_every_acknowledged_row_exactly_once(
     manifest = json.loads(child.stdout.decode().strip().splitlines()[-1])
     acked = manifest["acked"]
     # The crash left all three layers: parquet rows, journaled rows and (lost) buffered rows.
-    assert journal_path(folder, "orders").stat().st_size > 0
-    assert journal_path(folder, "market_data").stat().st_size > 0
+    assert journaled(folder, "orders")
+    assert journaled(folder, "market_data")
 
     writers = RunWriters(folder, clock=clock)
     assert writers.corrupt_files == []
@@ -127,12 +128,13 @@ def test_crash_between_parquet_replace_and_journal_drain_duplicates_nothing(
     writers.append_order(order("b"))
     clock.advance(1.0)
     writers.maybe_flush()  # journals fsynced, parquet not rewritten
-    before = {t: journal_path(folder, t).read_bytes() for t in ("market_data", "orders")}
-    assert all(before.values())
+    shared = folder / JOURNAL_DIR / DURABLE_JOURNAL
+    before = shared.read_bytes()
+    assert journaled(folder, "market_data")
+    assert journaled(folder, "orders")
     writers.close()  # parquet now holds every row and the journals are empty
-    for table, data in before.items():
-        # The on-disk state of a crash right after os.replace, before the journal truncation.
-        journal_path(folder, table).write_bytes(data)
+    # The on-disk state of a crash right after os.replace, before the journal truncation.
+    shared.write_bytes(before)
 
     reopened = RunWriters(folder, clock=clock)
     assert reopened.row_count("market_data") == 6
@@ -144,6 +146,12 @@ def test_crash_between_parquet_replace_and_journal_drain_duplicates_nothing(
     reopened.close()
     md = parquet_rows(folder / "market_data.parquet", "SELECT volume FROM read_parquet(?)")
     assert md == [(float(i),) for i in range(6)]
+
+
+def _order_row(oid: str, status: str) -> tuple[object, ...]:
+    """An orders journal row, as RunWriters writes it."""
+    d = _order_dict(oid, status)
+    return (*(d[k] for k in list(d)[:6]), EPOCH_US, *(d[k] for k in list(d)[7:]))
 
 
 def _order_dict(oid: str, status: str) -> dict[str, object]:
@@ -336,11 +344,11 @@ def test_journal_lines_written_by_the_writer_are_orjson_arrays(
 ) -> None:
     writers = RunWriters(folder, clock=clock)
     writers.append_order(order("o1"))
-    line = journal_path(folder, "orders").read_bytes()
+    line = (folder / JOURNAL_DIR / DURABLE_JOURNAL).read_bytes()
     assert line.endswith(b"\n")
     row = json.loads(line)
-    assert row[0] == "o1"
-    assert row[6] == EPOCH_US  # timestamps as integer microseconds since the epoch
+    assert row[:2] == ["orders", "o1"]  # shared journal: the table, then the row
+    assert row[7] == EPOCH_US  # timestamps as integer microseconds since the epoch
     writers.close()
 
 
@@ -356,3 +364,24 @@ def test_journal_reopens_after_remove(tmp_path: Path) -> None:
     assert path.read_bytes() == encode_rows([bar_row(1)])
     journal.close()
     assert os.path.getsize(path) > 0
+
+
+def test_per_table_journals_of_earlier_versions_replay_before_the_shared_one(
+    folder: Path, clock: FakeClock
+) -> None:
+    # An older version journaled orders in .journal/orders.jsonl; this one in the shared
+    # journal. Both survive a crash; the shared lines are the later ones.
+    RunWriters(folder, clock=clock).close()
+    legacy = journal_path(folder, "orders")
+    legacy.write_bytes(encode_rows([_order_row("a", "PENDING"), _order_row("b", "PENDING")]))
+    shared = Journal(folder / JOURNAL_DIR / DURABLE_JOURNAL)
+    shared.write(tag_lines(encode_rows([_order_row("a", "FILLED")]), b'"orders",'))
+    shared.close()
+    reopened = RunWriters(folder, clock=clock)
+    assert [(r["order_id"], r["status"]) for r in reopened.read_table("orders")] == [
+        ("a", "FILLED"),
+        ("b", "PENDING"),
+    ]
+    assert not legacy.exists()
+    assert (folder / JOURNAL_DIR / DURABLE_JOURNAL).stat().st_size == 0
+    reopened.close()
