@@ -414,6 +414,9 @@ class TradingEngine:
         """
         if self._replay_order is None or self._accepted is None:
             return
+        if self.writers is not None:
+            # The acceptance must never be durable without the intent it refers to.
+            self.writers.sync_durable()
         record = {"order_id": order.order_id, "at": order.timestamp.isoformat()}
         self._accepted.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
         self._accepted.sync()
@@ -836,8 +839,10 @@ class TradingEngine:
             self._fire("on_order_placed", order)
             return order
         # The intent is durable before the broker hears of it (no order at the venue without
-        # a row on disk).
-        writers.append_order(order)
+        # a row on disk). A local-book broker (paper) keeps its book in this process, so a
+        # crash takes the book down with it: there the intent is written now and fsynced
+        # together with its outcome (fill, rejection or acceptance), never after it.
+        writers.append_order(order, sync=self._replay_order is None)
         self._fire("on_order_placed", order)
         try:
             updates = self.broker.submit(order, bar)

@@ -250,6 +250,11 @@ class Journal:
         self._emptied_at = -1
 
     @property
+    def unsynced(self) -> bool:
+        """Whether lines were written that no fsync has covered yet."""
+        return self._synced < self._written
+
+    @property
     def generation(self) -> int:
         """How many writes this journal has taken (for :meth:`truncate_if_unchanged`)."""
         return self._written

@@ -405,7 +405,7 @@ class RunWriters:
         if len(table.pending) >= _SPILL_ROWS:
             self._spill(table)
 
-    def append_order(self, order: Order, *, durable: bool = True) -> None:
+    def append_order(self, order: Order, *, durable: bool = True, sync: bool = True) -> None:
         """Record an order's latest state (one row per order_id); durable when this returns.
 
         Args:
@@ -413,6 +413,9 @@ class RunWriters:
             durable: False for status changes that other durable rows already imply (an order
                 FILLED by a journaled fill): the row is journaled with the next sync instead of
                 costing an fsync of its own.
+            sync: False to write the row to the journal now (it survives the process) but
+                leave the fsync to the next durable row or :meth:`sync_durable` (one fsync for
+                an order and its outcome).
 
         Raises:
             PersistenceError: If the journal cannot be written.
@@ -437,7 +440,7 @@ class RunWriters:
         else:
             self._order_ids.add(order.order_id)
         if durable:
-            self._append_durable(self._orders, row)
+            self._append_durable(self._orders, row, sync=sync)
         else:
             self._orders.pending.append(row)
             self._orders.unjournaled.append(row)
@@ -526,20 +529,40 @@ class RunWriters:
         self._next_id[table] = value + 1
         return value
 
-    def _append_durable(self, table: _Table, row: Row) -> None:
+    @property
+    def awaiting_fsync(self) -> bool:
+        """Whether bars, orders or fills were written to the journal without an fsync yet."""
+        return self._wal.unsynced
+
+    def sync_durable(self) -> None:
+        """Make every appended bar, order and fill durable now (one fsync).
+
+        Raises:
+            PersistenceError: If the journal cannot be written.
+        """
+        self._check_open()
+        self._write_shared(b"")
+        self._wal.sync()
+
+    def _write_shared(self, tail: bytes) -> None:
+        # Bars first, then earlier rows of orders and trades (journal order equals append order
+        # within a table: later lines win on replay), then ``tail``: one write.
+        data = b""
+        for table in (self._md, self._orders, self._trades):
+            if table.unjournaled:
+                data += table.encode(table.unjournaled)
+                table.unjournaled = []
+        if data or tail:
+            self._wal.write(data + tail)
+
+    def _append_durable(self, table: _Table, row: Row, *, sync: bool = True) -> None:
         # Orders and fills never wait in ``unjournaled``: each is fsynced before returning, and
         # the bars they were decided on are made durable first (a restart must never re-run a
         # bar that already produced an order).
-        # One write and one fsync of the shared journal: bars first, then earlier rows of the
-        # table (journal order equals append order: later lines win on replay), then the row.
-        md = self._md
-        data = md.encode(md.unjournaled) if md.unjournaled else b""
-        md.unjournaled = []
-        if table.unjournaled:
-            data += table.encode(table.unjournaled)
-            table.unjournaled = []
-        table.journal.write(data + table.encode([row]))
-        table.journal.sync()
+        # One write and one fsync of the shared journal.
+        self._write_shared(table.encode([row]))
+        if sync:
+            self._wal.sync()
         table.pending.append(row)
         table.changed = True
 

@@ -60,3 +60,32 @@ class SlowStrategy(Strategy):
         self.n += 1
         if self.n % 10 == 0:
             self.clock.advance(5.0)  # type: ignore[attr-defined]
+
+
+class OneOfEachStrategy(Strategy):
+    """Second bar: a MARKET buy (fills at once); third bar: a LIMIT buy far below (rests)."""
+
+    name = "one-of-each"
+    strategy_id = "tests.one_of_each"
+    config_model = _Cfg
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def on_bar(self, bar: Bar, ctx: StrategyContext) -> None:
+        from argo_engine.domain.enums import OrderType, Side
+        from argo_engine.domain.orders import OrderIntent
+
+        self.n += 1
+        if self.n == 2:
+            ctx.place_order(OrderIntent(symbol=bar.symbol, side=Side.BUY, quantity=1.0))
+        elif self.n == 3:
+            ctx.place_order(
+                OrderIntent(
+                    symbol=bar.symbol,
+                    side=Side.BUY,
+                    quantity=1.0,
+                    order_type=OrderType.LIMIT,
+                    price=bar.close / 2,
+                )
+            )

@@ -12,7 +12,7 @@ from argo_engine.engine.callbacks import EngineCallbacks
 from argo_engine.session import run_session
 from argo_engine.testing.feeds import ListFeed
 from argo_engine.verify import verify_path
-from tests.engine.strategies import GarbageStrategy, SlowStrategy
+from tests.engine.strategies import GarbageStrategy, OneOfEachStrategy, SlowStrategy
 
 from .helpers import rows, utc, wave_bars, write_replay
 
@@ -122,3 +122,37 @@ def test_corrupt_stats_yaml_and_state_are_moved_aside(make_settings: Any) -> Non
     logged = rows(folder / "logs.parquet", "SELECT * FROM t WHERE message LIKE 'unreadable%'")
     assert len(logged) == 2
     assert verify_path(folder) == {}
+
+
+def test_paper_order_outcomes_are_never_durable_before_their_intents(make_settings: Any) -> None:
+    # Paper keeps its book in-process: an intent is fsynced together with its outcome. After
+    # every bar nothing the bar journaled about bars, orders or fills may await an fsync.
+    from datetime import date
+
+    from argo_engine.session import open_engine, start_session
+
+    bars = wave_bars(["BTCUSDT"], utc(2025, 10, 1, 0, 0), 5)
+    settings = make_settings(session={"symbols": ["BTCUSDT"]})
+    clock = FakeClock(utc(2025, 10, 1))
+    plan = start_session(settings, clock=clock, first_date=date(2025, 10, 1))
+    engine = open_engine(
+        settings,
+        plan,
+        plan.first_date,
+        clock=clock,
+        feed=ListFeed(bars),
+        strategy=OneOfEachStrategy(),
+    )
+    engine.start()
+    placed: list[str] = []
+    for bar in bars:
+        engine.process_bar(bar)
+        assert engine.writers is not None
+        assert not engine.writers.awaiting_fsync
+        placed = [f"{o.order_type}:{o.status}" for o in engine.open_orders()]
+    engine.stop()
+    assert placed == ["LIMIT:PENDING"]
+    folder = _folder(settings, plan)
+    statuses = sorted((o["order_type"], o["status"]) for o in rows(folder / "orders.parquet"))
+    assert statuses == [("LIMIT", "PENDING"), ("MARKET", "FILLED")]
+    assert len(rows(folder / "trades.parquet")) == 1

@@ -470,6 +470,26 @@ def test_orders_and_fills_are_journaled_before_append_returns(
     writers.close()
 
 
+def test_an_unsynced_intent_rides_on_the_fsync_of_its_outcome(
+    folder: Path, clock: FakeClock
+) -> None:
+    writers = RunWriters(folder, clock=clock)
+    writers.append_bar(bar(0))
+    writers.append_order(order("o1"), sync=False)
+    # Written (it survives the process), with the bar before it, but not fsynced yet.
+    assert [r[0] for r in journaled(folder, "orders")] == ["o1"]
+    assert len(journaled(folder, "market_data")) == 1
+    assert writers.awaiting_fsync
+    writers.append_fill(fill("t1"))  # one fsync covers the intent and the fill
+    assert not writers.awaiting_fsync
+    assert [r[12] for r in journaled(folder, "trades")] == ["t1"]
+    writers.append_order(order("o2"), sync=False)
+    assert writers.awaiting_fsync
+    writers.sync_durable()
+    assert not writers.awaiting_fsync
+    writers.close()
+
+
 def test_finalize_drains_journal_and_writer_stays_usable(folder: Path, clock: FakeClock) -> None:
     writers = RunWriters(folder, clock=clock)
     writers.append_bar(bar(0))
