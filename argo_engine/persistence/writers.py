@@ -900,12 +900,17 @@ class RunWriters:
                 footer = table.footer or read_footer(table.path)
             except (ParquetAppendError, OSError):
                 return False
-            ((total,),) = con.execute(f"SELECT count(*) FROM {table.name}").fetchall()
             firsts = con.execute(
                 f"(SELECT {order} FROM {source} ORDER BY {order} LIMIT 1) UNION ALL "
                 f"(SELECT {order} FROM {source} ORDER BY {table.desc_sql} LIMIT 1)"
             ).fetchall()
-            ((new,),) = con.execute(f"SELECT count(*) FROM {source}").fetchall()
+            if table.fresh_replace:
+                ((total,),) = con.execute(f"SELECT count(*) FROM {table.name}").fetchall()
+                ((new,),) = con.execute(f"SELECT count(*) FROM {source}").fetchall()
+            else:
+                # Every fresh row had a new key: nothing in the file was replaced.
+                new = sum(batch.num_rows for batch in table.fresh)
+                total = table.file_rows + new
             supersede = (
                 not firsts
                 # a row already in the file was replaced
