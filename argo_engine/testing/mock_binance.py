@@ -593,6 +593,8 @@ class _Exchange:
         asset = self.fee_asset
         if asset == "received":
             asset = sym.base if order.side == "BUY" else sym.quote
+        elif asset in ("base", "quote"):
+            asset = sym.base if asset == "base" else sym.quote
         if asset == sym.base:
             fee = qty * self.fee_rate
         elif asset == sym.quote:

@@ -89,3 +89,27 @@ class OneOfEachStrategy(Strategy):
                     price=bar.close / 2,
                 )
             )
+
+
+class ScheduledTrader(Strategy):
+    """Buys ``qty`` of one symbol on its 2nd bar and sells it on its 5th (MARKET orders)."""
+
+    name = "scheduled"
+    strategy_id = "tests.scheduled"
+    config_model = _Cfg
+
+    def __init__(self, symbol: str, qty: float) -> None:
+        self.symbol = symbol
+        self.qty = qty
+        self.n = 0
+
+    def on_bar(self, bar: Bar, ctx: StrategyContext) -> None:
+        from argo_engine.domain.enums import Side
+        from argo_engine.domain.orders import OrderIntent
+
+        if bar.symbol != self.symbol:
+            return
+        self.n += 1
+        if self.n in (2, 5):
+            side = Side.BUY if self.n == 2 else Side.SELL
+            ctx.place_order(OrderIntent(symbol=bar.symbol, side=side, quantity=self.qty))
