@@ -461,3 +461,22 @@ def test_from_settings_requires_keys(make_settings: object) -> None:
     assert built.name == "binance-testnet"
     assert SECRET not in repr(built)
     built.close()
+
+
+def test_selling_what_was_bought_sells_what_is_held_after_a_base_asset_fee(
+    mock: MockBinance, broker: BinanceBroker
+) -> None:
+    # A BUY of 0.001 BTC pays 0.000001 BTC of fee: 0.000999 is held. Selling 0.001 sells the
+    # holding floored to the 0.00001 lot step, never the account's other BTC.
+    [bought] = broker.submit(order(Side.BUY, 0.001), bar())
+    assert bought.fills[0].commission_asset == "BTC"
+    [sold] = broker.submit(order(Side.SELL, 0.001), bar())
+    assert sold.order.status is OrderStatus.FILLED
+    assert sold.order.quantity == pytest.approx(0.00099)
+    assert [f.executed_qty for f in sold.fills] == [pytest.approx(0.00099)]
+    [_, sent] = mock.requests("/api/v3/order", "POST")
+    assert sent.params["quantity"] == "0.00099"
+    assert mock.balance("BTC")[0] == pytest.approx(1.0 + 0.001 - 0.000001 - 0.00099)
+    # Asking for clearly more than is held is sent as asked (the venue decides).
+    [big] = broker.submit(order(Side.SELL, 0.5), bar())
+    assert big.order.quantity == pytest.approx(0.5)

@@ -31,9 +31,10 @@ SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 MINUTE = timedelta(minutes=1)
 
 
-@pytest.fixture
-def mock() -> Iterator[MockBinance]:
-    with MockBinance(fee_asset="quote") as server:
+@pytest.fixture(params=["quote", "received"])
+def mock(request: pytest.FixtureRequest) -> Iterator[MockBinance]:
+    # "received" is Binance's default: a BUY pays its fee in the asset bought.
+    with MockBinance(fee_asset=request.param) as server:
         yield server
 
 
@@ -137,8 +138,19 @@ def test_session_on_binance_survives_a_dropped_socket_and_records_venue_fills(
         assert ours["symbol"] == theirs["symbol"] == "BTCUSDT"
         assert Decimal(str(ours["executed_qty"])) == Decimal(theirs["qty"])
         assert Decimal(str(ours["executed_price"])) == Decimal(theirs["price"])
-        assert Decimal(str(ours["commission"])) == Decimal(theirs["commission"])
-        assert ours["commission_asset"] == theirs["commissionAsset"] == "USDT"
+        assert ours["commission_asset"] == theirs["commissionAsset"]
+        # Our commission column is the fee's value in the quote asset.
+        fee = Decimal(theirs["commission"])
+        if theirs["commissionAsset"] == "BTC":
+            fee *= Decimal(theirs["price"])
+        assert ours["commission"] == pytest.approx(float(fee))
+    # The SELL sold what the BUY left in the account: all of it, or (fee paid in BTC) the
+    # holding floored to the lot step, never the account's other BTC.
+    bought, sold = (Decimal(t["qty"]) for t in venue)
+    if venue[0]["commissionAsset"] == "BTC":
+        assert sold == Decimal("0.00099")
+    else:
+        assert sold == bought == Decimal("0.001")
     orders = rows(next(out.glob("*/run_*/orders.parquet")), "SELECT * FROM t ORDER BY timestamp")
     assert [(o["side"], o["status"]) for o in orders] == [("BUY", "FILLED"), ("SELL", "FILLED")]
     assert verify_path(out) == {}

@@ -74,6 +74,9 @@ _INVALID_SYMBOL = -1121
 _ORDER_MISSING = -2013
 _UNKNOWN_ORDER = -2011
 _QTY_TOL = 1e-12
+# A SELL asking for at most this much more than our fills hold is taken as "sell it all" (the
+# difference is a BUY fee Binance took in the base asset).
+_FEE_SLACK = 0.01
 
 
 @dataclass(slots=True)
@@ -216,9 +219,20 @@ class BinanceBroker:
             return [_rejected(order, "invalid_symbol", f"Binance does not list {order.symbol}")]
         limit = order.order_type is OrderType.LIMIT
         reference = bar.close if bar is not None else order.price
+        quantity = order.quantity
+        held = self._holdings.get(order.symbol)
+        if (
+            order.side is Side.SELL
+            and held is not None
+            and held[0] < quantity <= held[0] * (1 + _FEE_SLACK)
+        ):
+            # Binance took a BUY's fee in the asset bought, so our fills hold a little less
+            # than was bought: selling "what was bought" sells what is held (then floored to
+            # the lot step), instead of failing or eating into other funds of the account.
+            quantity = held[0]
         check = filters.check(
             order_type=str(order.order_type),
-            quantity=order.quantity,
+            quantity=quantity,
             price=order.price if limit else None,
             reference_price=reference if not limit else None,
         )
