@@ -209,6 +209,12 @@ class BrokerSettings(_Group):
         default=False, description="Must be true to use binance-live (real money)."
     )
     recv_window_ms: int = Field(default=5000, gt=0, description="Binance recvWindow in ms.")
+    poll_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Min seconds between two polls of a symbol's open orders at the venue.",
+    )
+    timeout_s: float = Field(default=10.0, gt=0, description="HTTP timeout of broker requests.")
 
 
 class StrategySettings(_Group):

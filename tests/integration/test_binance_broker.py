@@ -480,3 +480,31 @@ def test_selling_what_was_bought_sells_what_is_held_after_a_base_asset_fee(
     # Asking for clearly more than is held is sent as asked (the venue decides).
     [big] = broker.submit(order(Side.SELL, 0.5), bar())
     assert big.order.quantity == pytest.approx(0.5)
+
+
+def test_poll_interval_comes_from_the_broker_settings(
+    mock: MockBinance, make_settings: object
+) -> None:
+    settings = make_settings(  # type: ignore[operator]
+        broker={
+            "kind": "binance-testnet",
+            "base_url": mock.rest_url,
+            "api_key": KEY,
+            "api_secret": SECRET,
+            "poll_interval_s": 30.0,
+        }
+    )
+    built = BinanceBroker.from_settings(settings, clock=mock_clock(mock))
+    try:
+        [rest] = built.submit(
+            order(Side.BUY, 0.001, order_type=OrderType.LIMIT, price=50_000.0), bar()
+        )
+        assert rest.order.status is OrderStatus.PENDING
+        polls = []
+        for _ in range(8):  # 8 bars, 10 s apart: a poll at most every 30 s
+            mock.advance(10)
+            built.on_bar(bar())
+            polls.append(len(mock.requests("/api/v3/openOrders", "GET")))
+        assert polls == [1, 1, 1, 2, 2, 2, 3, 3]
+    finally:
+        built.close()

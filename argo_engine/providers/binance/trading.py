@@ -193,6 +193,8 @@ class BinanceBroker:
             live=live,
             allow_live=broker.allow_live,
             recv_window_ms=broker.recv_window_ms,
+            poll_interval_s=broker.poll_interval_s,
+            timeout_s=broker.timeout_s,
         )
 
     def __repr__(self) -> str:
