@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from argo_engine.domain.intervals import parse_interval
+from argo_engine.domain.intervals import next_open, open_of
 from argo_engine.domain.market import Bar
 from argo_engine.persistence.files import atomic_write_with
 from argo_engine.ports import MarketDataFeed
@@ -57,10 +57,22 @@ def _naive(t: datetime) -> datetime:
     return t.astimezone(UTC).replace(tzinfo=None)
 
 
+def _count_opens(start: datetime, end: datetime, interval: str) -> int:
+    count, t = 0, start
+    while t < end:
+        count += 1
+        t = next_open(t, interval)
+    return count
+
+
 def missing_ranges(
-    have: set[datetime], start: datetime, end: datetime, step: timedelta
+    have: set[datetime], start: datetime, end: datetime, interval: str
 ) -> list[tuple[datetime, datetime]]:
-    """Contiguous [lo, hi) stretches of bar times in [start, end) that are not in ``have``."""
+    """Contiguous [lo, hi) stretches of bar times in [start, end) that are not in ``have``.
+
+    ``start`` is a kline open of ``interval``; the following opens are stepped as Binance
+    does (calendar months for ``1M``).
+    """
     ranges: list[tuple[datetime, datetime]] = []
     t = start
     lo: datetime | None = None
@@ -71,7 +83,7 @@ def missing_ranges(
                 lo = None
         elif lo is None:
             lo = t
-        t += step
+        t = next_open(t, interval)
     if lo is not None:
         ranges.append((lo, end))
     return ranges
@@ -124,19 +136,17 @@ def prefetch(
     Returns:
         Bars downloaded per symbol.
     """
-    step = parse_interval(interval)
-    end = datetime.fromtimestamp(
-        (until.timestamp() // step.total_seconds()) * step.total_seconds(), tz=UTC
-    )
-    start = end - timedelta(days=days)
-    expected = int((end - start) / step)
+    # The still-open kline (the one containing ``until``) is never downloaded.
+    end = open_of(until, interval)
+    start = open_of(end - timedelta(days=days), interval)
+    expected = _count_opens(start, end, interval)
     downloaded: dict[str, int] = {}
     for symbol in symbols:
         have = _stored_times(data_output, symbol, start, end)
         got: list[Bar] = []
         if on_progress is not None:
             on_progress(symbol, len(have), expected)
-        for lo, hi in missing_ranges(have, start, end, step):
+        for lo, hi in missing_ranges(have, start, end, interval):
             got.extend(feed.history(symbol, lo, hi))
             if on_progress is not None:
                 on_progress(symbol, min(expected, len(have) + len(got)), expected)

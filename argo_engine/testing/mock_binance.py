@@ -54,8 +54,9 @@ _INTERVAL_MS = {
     "1s": 1_000, "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000,
     "30m": 1_800_000, "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000,
     "6h": 21_600_000, "8h": 28_800_000, "12h": 43_200_000, "1d": 86_400_000,
-    "3d": 259_200_000, "1w": 604_800_000,
+    "3d": 259_200_000, "1w": 604_800_000, "1M": 2_592_000_000,
 }  # fmt: skip
+# (1M is a calendar month: its entry is a nominal length, for volumes only; see _next_open.)
 _WEEK_OFFSET_MS = 4 * 86_400_000  # Binance weeks start on Monday; 1970-01-01 was a Thursday.
 _NO_BALANCE = "Account has insufficient balance for requested action."
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
@@ -288,7 +289,7 @@ class _Exchange:
         if table is not None and interval == self.bars_interval:
             bar = table[open_ms]
             return (bar.open, bar.high, bar.low, bar.close, bar.volume)
-        step = _INTERVAL_MS[interval]
+        step = _next_open(open_ms, interval) - open_ms
         first_s, last_s = open_ms // 1000, (open_ms + step - 1) // 1000
         n = max(1, min(12, last_s - first_s))
         samples = [
@@ -313,7 +314,7 @@ class _Exchange:
         return True
 
     def kline_row(self, symbol: str, interval: str, open_ms: int, now: int) -> list[Any]:
-        step = _INTERVAL_MS[interval]
+        step = _next_open(open_ms, interval) - open_ms
         o, h, lo, c, v = self.kline_values(symbol, interval, open_ms)
         if now < open_ms + step:
             # Still open: a partial kline, part of the way from open to the final close.
@@ -328,7 +329,7 @@ class _Exchange:
     def ws_kline(
         self, symbol: str, interval: str, open_ms: int, at: int, final: bool
     ) -> dict[str, Any]:
-        step = _INTERVAL_MS[interval]
+        step = _next_open(open_ms, interval) - open_ms
         row = self.kline_row(symbol, interval, open_ms, open_ms + step if final else at)
         return {
             "e": "kline",
@@ -350,7 +351,6 @@ class _Exchange:
         limit = int(params.get("limit", "500"))
         if not 1 <= limit <= 1000:
             raise _ApiError(400, -1130, "Data sent for parameter 'limit' is not valid.")
-        step = _INTERVAL_MS[interval]
         now = self.now_ms()
         last_open = _floor(now, interval)
         end = int(params["endTime"]) if "endTime" in params else None
@@ -363,11 +363,16 @@ class _Exchange:
             else:
                 opens = opens[-limit:]
         elif "startTime" in params:
-            first = _ceil(int(params["startTime"]), interval)
-            count = max(0, min(limit, (top - first) // step + 1))
-            opens = [first + i * step for i in range(count)]
+            opens = []
+            t = _ceil(int(params["startTime"]), interval)
+            while t <= top and len(opens) < limit:
+                opens.append(t)
+                t = _next_open(t, interval)
         else:
-            opens = [top - i * step for i in range(limit)][::-1]
+            opens = [top]
+            while len(opens) < limit:
+                opens.append(_prev_open(opens[-1], interval))
+            opens.reverse()
         return [self.kline_row(symbol, interval, t, now) for t in opens]
 
     # -- symbols and accounts ----------------------------------------------------------------------
@@ -698,14 +703,30 @@ def _to_ms(ts: datetime) -> int:
 
 
 def _floor(t_ms: int, interval: str) -> int:
+    if interval == "1M":
+        t = datetime.fromtimestamp(t_ms / 1000, tz=UTC)
+        return _to_ms(datetime(t.year, t.month, 1, tzinfo=UTC))
     step = _INTERVAL_MS[interval]
     offset = _WEEK_OFFSET_MS if interval == "1w" else 0
     return (t_ms - offset) // step * step + offset
 
 
+def _next_open(open_ms: int, interval: str) -> int:
+    """Open of the kline after the one opening at ``open_ms`` (calendar months for 1M)."""
+    if interval == "1M":
+        t = datetime.fromtimestamp(open_ms / 1000, tz=UTC)
+        nxt = t.replace(year=t.year + 1, month=1) if t.month == 12 else t.replace(month=t.month + 1)
+        return _to_ms(nxt)
+    return open_ms + _INTERVAL_MS[interval]
+
+
+def _prev_open(open_ms: int, interval: str) -> int:
+    return _floor(open_ms - 1, interval)
+
+
 def _ceil(t_ms: int, interval: str) -> int:
     floor = _floor(t_ms, interval)
-    return floor if floor == t_ms else floor + _INTERVAL_MS[interval]
+    return floor if floor == t_ms else _next_open(floor, interval)
 
 
 _SIGNED_PATHS = frozenset({"/api/v3/account", "/api/v3/order", "/api/v3/openOrders",
@@ -1295,7 +1316,7 @@ class MockBinance:
         symbol, interval = parsed
         step = _INTERVAL_MS[interval]
         current = _floor(self.exchange.now_ms(), interval)
-        conn.subs.append(_Sub(stream, symbol, interval, step, current - step))
+        conn.subs.append(_Sub(stream, symbol, interval, step, _prev_open(current, interval)))
 
     def _on_ws_text(self, conn: _WsConn, data: bytes) -> None:
         try:
@@ -1351,9 +1372,11 @@ class MockBinance:
         ex = self.exchange
         for conn in list(self._conns.values()):
             for sub in conn.subs:
-                step = sub.step_ms
-                nxt = sub.last_final_open + step
-                while nxt + step <= now and conn.alive:
+                nxt = _next_open(sub.last_final_open, sub.interval)
+                while conn.alive:
+                    step = _next_open(nxt, sub.interval) - nxt
+                    if nxt + step > now:
+                        break
                     if ex.has_kline(sub.symbol, sub.interval, nxt):
                         # Two in-progress updates, then the closed kline (x: true).
                         for k in (1, 2):

@@ -181,11 +181,32 @@ def test_history_network_error_is_transient(mock: MockBinance) -> None:
     feed.close()
 
 
-@pytest.mark.parametrize("interval", ["7m", "1M", "2w", "1 m", ""])
+@pytest.mark.parametrize("interval", ["7m", "1mo", "2w", "1 m", ""])
 def test_unsupported_interval_is_refused_up_front(mock: MockBinance, interval: str) -> None:
     with pytest.raises(ConfigurationError, match="interval"):
         make_feed(mock, FakeClock(), interval=interval)
     assert mock.requests() == []
+
+
+def test_monthly_klines_step_calendar_months(mock: MockBinance) -> None:
+    # 1M klines open on the 1st of each month (28 to 31 days apart), across a year end.
+    feed = make_feed(mock, FakeClock(), interval="1M", symbols=["BTCUSDT"])
+    start = datetime(2024, 11, 1, tzinfo=mock.now().tzinfo)
+    bars = feed.history("BTCUSDT", start, mock.now())
+    assert [(b.time.year, b.time.month, b.time.day) for b in bars] == [
+        (2024, 11, 1), (2024, 12, 1), (2025, 1, 1), (2025, 2, 1), (2025, 3, 1), (2025, 4, 1),
+        (2025, 5, 1), (2025, 6, 1), (2025, 7, 1), (2025, 8, 1), (2025, 9, 1),
+    ]  # fmt: skip
+    feed.close()
+    # Streaming: October closes 31 days in, and only then reaches the consumer.
+    consumer = Consumer(make_feed(mock, FakeClock(), interval="1M", symbols=["BTCUSDT"]))
+    mock.wait_for_ws(1)
+    mock.advance(30 * 86_400)
+    mock.advance(86_400)
+    [october] = consumer.take(1)
+    consumer.finish()
+    assert (october.time.month, october.time.day) == (10, 1)
+    assert consumer.bars.empty()
 
 
 def test_unknown_symbol_is_a_configuration_error(mock: MockBinance) -> None:

@@ -20,12 +20,23 @@ SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 def test_missing_ranges() -> None:
     step = timedelta(minutes=1)
     t = [T0 + i * step for i in range(10)]
-    assert missing_ranges({t[2], t[3], t[7]}, t[0], t[9], step) == [
+    assert missing_ranges({t[2], t[3], t[7]}, t[0], t[9], "1m") == [
         (t[0], t[2]),
         (t[4], t[7]),
         (t[8], t[9]),
     ]
-    assert missing_ranges(set(t), t[0], t[9], step) == []
+    assert missing_ranges(set(t), t[0], t[9], "1m") == []
+
+
+def test_missing_ranges_step_calendar_months() -> None:
+    months = [datetime(2024, m, 1, tzinfo=UTC) for m in range(10, 13)] + [
+        datetime(2025, m, 1, tzinfo=UTC) for m in range(1, 4)
+    ]
+    # Nov 2024 and Feb 2025 stored: the gaps are Oct, Dec-Jan (across the year end), Mar.
+    assert missing_ranges({months[1], months[4]}, months[0], months[5], "1M") == [
+        (months[0], months[1]),
+        (months[2], months[4]),
+    ]
 
 
 def _cached(out: Path) -> int:

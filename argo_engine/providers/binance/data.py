@@ -18,13 +18,13 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import orjson
 
 from argo_engine.clock import Clock, LiveClock
 from argo_engine.domain.enums import ProviderStatus
-from argo_engine.domain.intervals import parse_interval
+from argo_engine.domain.intervals import check_interval, next_open, open_of
 from argo_engine.domain.market import Bar
 from argo_engine.errors import ConfigurationError, DataError, ProviderUnavailable
 from argo_engine.providers.binance.client import (
@@ -92,8 +92,7 @@ class BinanceFeed:
         timeout_s: float = 10.0,
     ) -> None:
         # Fail up front on intervals Binance (or we) cannot serve; never fall back to 1m.
-        self.step: timedelta = parse_interval(interval)
-        self.interval = interval
+        self.interval = check_interval(interval)
         if not symbols:
             raise ConfigurationError("the Binance feed needs at least one symbol", field="symbols")
         self.symbols = [validate_symbol(s) for s in symbols]
@@ -115,7 +114,6 @@ class BinanceFeed:
         self.on_status = on_status
         self.status = ProviderStatus.DISCONNECTED
         self._rest = BinanceRestClient(rest_url, clock=self.clock, retry=retry, timeout_s=timeout_s)
-        self._step_ms = int(self.step.total_seconds() * 1000)
         self._origin = start
         self._last: dict[str, datetime] = {}
         self._closing = threading.Event()
@@ -234,7 +232,7 @@ class BinanceFeed:
 
     def _expected(self, symbol: str) -> datetime | None:
         last = self._last.get(symbol)
-        return last + self.step if last is not None else self._origin
+        return next_open(last, self.interval) if last is not None else self._origin
 
     def _accept(self, bar: Bar, stop: threading.Event) -> Iterator[Bar]:
         last = self._last.get(bar.symbol)
@@ -262,11 +260,11 @@ class BinanceFeed:
         server_ms = self._rest.server_time_ms(stop=stop)
         if self._origin is None:
             # First connection without a start: begin with the kline open right now.
-            self._origin = ms_to_datetime(server_ms - server_ms % self._step_ms)
+            self._origin = open_of(ms_to_datetime(server_ms), self.interval)
         for symbol in self.symbols:
             expected = self._expected(symbol)
             assert expected is not None
-            if datetime_to_ms(expected) + self._step_ms <= server_ms:
+            if datetime_to_ms(next_open(expected, self.interval)) <= server_ms:
                 bars = self._fetch(symbol, datetime_to_ms(expected), server_ms, server_ms, stop)
                 yield from self._emit(bars)
 
