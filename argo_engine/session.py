@@ -27,7 +27,6 @@ from argo_engine.domain.market import Bar
 from argo_engine.engine.callbacks import EngineCallbacks
 from argo_engine.engine.core import (
     STATE_FILE,
-    StreamEnd,
     TradingEngine,
     load_state,
     trading_day_bounds,
@@ -513,28 +512,30 @@ def run_session(
         broker=broker,
         strategy=strategy,
     )
-    summaries: list[DaySummary] = []
-
-    def _closed(day: date, daily: Mapping[str, Any]) -> None:
-        summaries.append(_summary_from_engine(engine, day, dict(daily)))
-
-    engine.callbacks = engine.callbacks.merged(EngineCallbacks(on_day_closed=_closed))
     error: BaseException | None = None
-    ended: StreamEnd = "feed_exhausted"
     try:
-        result = engine.run(stop)
-        ended = result.ended
+        engine.run(stop)
     except BaseException as exc:
         error = exc
         raise
     finally:
+        # Dates closed in the background are reported (and final) once the stream has ended.
+        summaries = [
+            DaySummary(
+                date=closed.date.isoformat(),
+                run_id=closed.run_id,
+                folder=str(closed.folder),
+                daily=closed.daily,
+                cumulative=closed.cumulative,
+            )
+            for closed in engine.closed_days
+        ]
         if engine.day is not None and engine.stats is not None:
             last = _summary_from_engine(engine, engine.day, engine.stats.daily_block())
             summaries.append(last)
         engine.stop(error)
         engine.feed.close()
         engine.broker.close()
-    del ended
     return plan, summaries
 
 

@@ -255,6 +255,15 @@ class PersistenceSettings(_Group):
     history_bars: int = Field(
         default=500, gt=0, description="Bars per symbol kept in memory for strategy history."
     )
+    paper_fsync: Literal["batched", "per_order"] = Field(
+        default="batched",
+        description=(
+            "With a broker whose book lives in this process (paper): 'batched' fsyncs orders "
+            "and fills with the next stats.yaml write (off the engine thread, within "
+            "stats_min_interval_s); 'per_order' fsyncs each order's outcome before going on. "
+            "Venue brokers always fsync an order before it is sent."
+        ),
+    )
     background_flush: bool = Field(
         default=True,
         description=(

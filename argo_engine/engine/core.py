@@ -20,6 +20,7 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -109,6 +110,33 @@ class StreamResult:
     last_bar_time: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class ClosedDay:
+    """A trading date this engine closed (its folder final, on_day_closed fired).
+
+    Attributes:
+        date: The trading date.
+        run_id: ``run_N`` of its folder.
+        folder: Its run folder.
+        daily: Its final daily stats block.
+        cumulative: The cumulative stats block at its end.
+    """
+
+    date: date
+    run_id: str
+    folder: Path
+    daily: dict[str, Any]
+    cumulative: dict[str, Any]
+
+
+@dataclass(slots=True)
+class _Closing:
+    """A date being finalized on its writers' flusher thread while the next one streams."""
+
+    day: ClosedDay
+    done: Future[None]
+
+
 class TradingEngine:
     """One engine start (one ``run_N``) of a session, possibly spanning several dates.
 
@@ -168,6 +196,13 @@ class TradingEngine:
         # Brokers whose book lives in this process (paper) are rebuilt from the journals after
         # a crash; venue brokers are asked instead.
         self._replay_order: Callable[[Order], None] | None = getattr(broker, "replay_order", None)
+        # A local book's orders and fills are a pure function of the journaled bars before
+        # them: batched, they are fsynced with the next stats.yaml write on the flusher, and
+        # a power loss takes them with those bars (a clean prefix: the resumed run redoes
+        # them). Venue orders are always durable before they are sent.
+        self._durable_orders = (
+            self._replay_order is None or settings.persistence.paper_fsync == "per_order"
+        )
         self._accepted: Journal | None = None
         self._accepted_dirty = False
         self._day_trade_ids: set[str] = set()
@@ -177,6 +212,9 @@ class TradingEngine:
         self._started = False
         self._stopped = False
         self._counts = {"bars": 0, "rejected": 0, "skipped": 0, "orders": 0, "fills": 0}
+        # Dates whose final flush runs in the background, oldest first; and the closed ones.
+        self._closing: list[_Closing] = []
+        self.closed_days: list[ClosedDay] = []
 
     # -- day lifecycle -------------------------------------------------------------------------
 
@@ -459,24 +497,85 @@ class TradingEngine:
         Returns:
             The closing day's final daily stats block.
         """
-        writers, stats, day = self._require_day()
+        writers, _, day = self._require_day()
+        self._reap_closing(wait=True)
         self.save_state()
         self._stats_dirty = True
         self.write_stats()
         writers.finalize()
         self._drain_accepted(remove=True)
-        daily = stats.daily_block()
-        self._fire("on_day_closed", day, daily)
-        return daily
+        closed = self._closed_day()
+        self.closed_days.append(closed)
+        self._fire("on_day_closed", day, closed.daily)
+        return closed.daily
+
+    def _closed_day(self) -> ClosedDay:
+        _, stats, day = self._require_day()
+        assert self.folder is not None
+        return ClosedDay(
+            date=day,
+            run_id=self.run_id_on_day,
+            folder=self.folder,
+            daily=stats.daily_block(),
+            cumulative=stats.cumulative_block(),
+        )
 
     def _roll(self, new_day: date) -> None:
         writers, _, _ = self._require_day()
-        self.close_day()
-        writers.close()
+        if writers.background:
+            self._close_in_background()
+        else:
+            self.close_day()
+            writers.close()
         self.writers = None
         assert self.stats is not None
         self.stats.roll_day(new_day)
         self.open_day(new_day)
+
+    def _close_in_background(self) -> None:
+        """Close the current date on its writers' flusher thread; the next date opens now.
+
+        The final engine state and stats.yaml are snapshotted here and written once the
+        date's journals are fsynced; its parquet files are written and its journals removed
+        after that. on_day_closed fires (on this thread) once the folder is final, at a later
+        bar or when the stream ends. A crash meanwhile leaves the journals behind, and the
+        next start recovers the folder like any crashed one.
+        """
+        writers, _, _ = self._require_day()
+        assert self.folder is not None
+        data = self._state_bytes()
+        document = plain_document(self._stats_document())
+        folder = self.folder
+        accepted, self._accepted = self._accepted, None
+        self._accepted_dirty = False
+
+        def after_sync() -> None:
+            (folder / JOURNAL_DIR).mkdir(exist_ok=True)
+            atomic_write_bytes(folder / JOURNAL_DIR / STATE_FILE, data)
+            write_stats_yaml(folder / STATS_FILE, document)
+
+        def after_final() -> None:
+            if accepted is not None:
+                # The saved state holds every order accepted on this date.
+                accepted.remove()
+
+        done = writers.finalize_in_background(after_sync, after_final)
+        self._closing.append(_Closing(self._closed_day(), done))
+
+    def _reap_closing(self, *, wait: bool) -> None:
+        """Report the dates whose background close has ended (all of them with ``wait``).
+
+        Raises:
+            PersistenceError: If a background close failed (its journals stay for recovery).
+        """
+        while self._closing:
+            closing = self._closing[0]
+            if not wait and not closing.done.done():
+                return
+            del self._closing[0]
+            closing.done.result()
+            self.closed_days.append(closing.day)
+            self._fire("on_day_closed", closing.day.date, closing.day.daily)
 
     def _require_day(self) -> tuple[RunWriters, StatsTracker, date]:
         if self.writers is None or self.stats is None or self.day is None:
@@ -703,6 +802,8 @@ class TradingEngine:
             set (the bar is not consumed); otherwise None.
         """
         writers, stats, day = self._require_day()
+        if self._closing:
+            self._reap_closing(wait=False)
         problem = validate_bar(bar, self._symbol_set)
         if problem is None:
             last = self._last_time.get(bar.symbol)
@@ -835,14 +936,15 @@ class TradingEngine:
                 reason="invalid_symbol",
                 message=f"symbol {intent.symbol!r} is not traded in this session",
             )
-            writers.append_order(order)
+            writers.append_order(order, durable=self._durable_orders)
             self._fire("on_order_placed", order)
             return order
         # The intent is durable before the broker hears of it (no order at the venue without
         # a row on disk). A local-book broker (paper) keeps its book in this process, so a
         # crash takes the book down with it: there the intent is written now and fsynced
-        # together with its outcome (fill, rejection or acceptance), never after it.
-        writers.append_order(order, sync=self._replay_order is None)
+        # together with its outcome (fill, rejection or acceptance), never after it; batched
+        # (the default for paper), it waits with its outcome for the next flush.
+        writers.append_order(order, durable=self._durable_orders, sync=self._replay_order is None)
         self._fire("on_order_placed", order)
         try:
             updates = self.broker.submit(order, bar)
@@ -850,7 +952,7 @@ class TradingEngine:
             failed = replace(
                 order, status=OrderStatus.FAILED, reason="broker_unavailable", message=str(exc)
             )
-            writers.append_order(failed)
+            writers.append_order(failed, durable=self._durable_orders)
             self._fire("on_error", exc)
             return failed
         latest = order
@@ -886,14 +988,14 @@ class TradingEngine:
             order = update.order
             for fill in update.fills:
                 booked = stats.record_fill(fill)
-                writers.append_fill(booked)
+                writers.append_fill(booked, durable=self._durable_orders)
                 self._day_trade_ids.add(booked.trade_id)
                 self._counts["fills"] += 1
                 self._fire("on_order_filled", booked)
             previous = self._open.get(order.order_id)
             if previous is None or previous.status is not order.status:
                 # FILLED is implied by the durable fill rows (recovery re-derives it).
-                writers.append_order(order, durable=not update.fills)
+                writers.append_order(order, durable=self._durable_orders and not update.fills)
             if order.status is OrderStatus.PENDING:
                 self._open[order.order_id] = order
             else:
@@ -986,6 +1088,7 @@ class TradingEngine:
 
     def flush(self) -> None:
         """Make everything durable and visible: parquet files, stats.yaml, engine state."""
+        self._reap_closing(wait=True)
         if self.writers is None:
             return
         self.writers.flush()
@@ -1104,4 +1207,4 @@ def _fill_from_row(row: Mapping[str, Any]) -> Fill:
     )
 
 
-__all__ = ["ArgoError", "StreamResult", "TradingEngine", "load_state"]
+__all__ = ["ArgoError", "ClosedDay", "StreamResult", "TradingEngine", "load_state"]

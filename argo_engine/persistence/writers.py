@@ -3,11 +3,13 @@
 Write path of a row (DESIGN.md "Folder layout"):
 
 1. ``append_*`` builds a tuple in schema column order and buffers it in Python (O(1)).
-   Orders and fills are also written to the journal and fsynced before the call returns; bars,
-   marks and logs reach the journal in batches, fsynced by :meth:`maybe_flush` once per flush
-   interval. Bars, orders and fills share ``.journal/durable.jsonl`` (lines tagged with their
-   table), so an order and the bars before it cost one write and one fsync; marks and logs
-   have ``.journal/<table>.jsonl``.
+   Orders and fills are by default also written to the journal and fsynced before the call
+   returns (``durable=False`` buffers them like bars, for a paper broker's); bars, marks and
+   logs reach the journal in batches, fsynced by :meth:`maybe_flush` once per flush interval.
+   Bars, orders and fills share ``.journal/durable.jsonl`` (lines tagged with their table, in
+   the order they were appended), so an order and the bars before it cost one write and one
+   fsync, and any prefix of the file is a state the engine went through; marks and logs have
+   ``.journal/<table>.jsonl``.
 2. At flush (or query) time the buffered rows enter an in-memory DuckDB table in one batch
    (via a pyarrow table); a key seen before turns the batch into delete-then-insert, so each
    table keeps one row per :attr:`TableSchema.key`, the later row winning.
@@ -71,6 +73,7 @@ from argo_engine.clock import Clock
 from argo_engine.domain import Bar, Fill, LogEntry, Mark, Order
 from argo_engine.errors import ConfigurationError, DataError
 from argo_engine.persistence.files import (
+    atomic_write_bytes,
     atomic_write_with,
     fsync_dir,
     move_aside,
@@ -118,6 +121,9 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
 
 _BATCH = "_argo_batch"
 _FRESH = "_argo_fresh"
+
+# The bytes of each table's file when it holds no rows (see RunWriters._write_empty).
+_EMPTY_FILES: dict[str, bytes] = {}
 
 # Tables whose rows go to the shared journal (see _Table), and its file name.
 _SHARED_TABLES = (MARKET_DATA.name, ORDERS.name, TRADES.name)
@@ -343,6 +349,8 @@ class RunWriters:
         # fills that were produced from them, so a durable row never refers to a lost bar.
         order = [MARKET_DATA.name, *(name for name in TABLES if name != MARKET_DATA.name)]
         self._wal = Journal(self._journal_dir / DURABLE_JOURNAL)
+        # Encoded lines of the shared journal waiting for the next write, in append order.
+        self._wal_chunks: list[bytes] = []
         self._tables = {
             name: _Table(
                 TABLES[name],
@@ -410,9 +418,11 @@ class RunWriters:
 
         Args:
             order: The order snapshot.
-            durable: False for status changes that other durable rows already imply (an order
-                FILLED by a journaled fill): the row is journaled with the next sync instead of
-                costing an fsync of its own.
+            durable: False to buffer the row like a bar: it is journaled (in order) and
+                fsynced with the next flush or sync instead of costing an fsync of its own.
+                For status changes that other durable rows already imply (an order FILLED by
+                a journaled fill), and for orders nothing outside this process knows of (a
+                paper broker's).
             sync: False to write the row to the journal now (it survives the process) but
                 leave the fsync to the next durable row or :meth:`sync_durable` (one fsync for
                 an order and its outcome).
@@ -442,12 +452,17 @@ class RunWriters:
         if durable:
             self._append_durable(self._orders, row, sync=sync)
         else:
-            self._orders.pending.append(row)
-            self._orders.unjournaled.append(row)
-            self._orders.changed = True
+            self._buffer(self._orders, row)
 
-    def append_fill(self, fill: Fill) -> None:
+    def append_fill(self, fill: Fill, *, durable: bool = True) -> None:
         """Record one fill (one row per trade_id); durable when this returns.
+
+        Args:
+            fill: The fill.
+            durable: False to buffer the row like a bar instead: it is journaled (in order,
+                after the bars and orders before it) and fsynced by the next flush or
+                :meth:`sync_durable`. For fills that nothing outside this process knows of
+                (a paper broker's), whose loss with the bars before them is a clean prefix.
 
         Raises:
             PersistenceError: If the journal cannot be written.
@@ -473,7 +488,10 @@ class RunWriters:
             self._trades.replace = True
         else:
             self._trade_ids.add(fill.trade_id)
-        self._append_durable(self._trades, row)
+        if durable:
+            self._append_durable(self._trades, row)
+        else:
+            self._buffer(self._trades, row)
 
     def append_mark(self, mark: Mark) -> None:
         """Buffer one chart mark (id from :meth:`next_id`); durable after the next due flush."""
@@ -544,16 +562,31 @@ class RunWriters:
         self._write_shared(b"")
         self._wal.sync()
 
-    def _write_shared(self, tail: bytes) -> None:
-        # Bars first, then earlier rows of orders and trades (journal order equals append order
-        # within a table: later lines win on replay), then ``tail``: one write.
-        data = b""
+    def _encode_shared(self) -> bytes:
+        # Buffered rows of the shared tables in append order: chunks already ordered by
+        # _buffer, then the bars since (only bars wait in ``unjournaled`` between chunks).
+        data = b"".join(self._wal_chunks)
+        self._wal_chunks = []
         for table in (self._md, self._orders, self._trades):
             if table.unjournaled:
                 data += table.encode(table.unjournaled)
                 table.unjournaled = []
-        if data or tail:
-            self._wal.write(data + tail)
+        return data
+
+    def _write_shared(self, tail: bytes) -> None:
+        # Everything buffered, then ``tail``: one write, in append order, so that any prefix
+        # of the file (a torn write) is a state the engine actually went through.
+        data = self._encode_shared() + tail
+        if data:
+            self._wal.write(data)
+
+    def _journal_buffered(self) -> None:
+        """Write every buffered row to its journal (no fsync)."""
+        self._write_shared(b"")
+        for table in (self._marks, self._logs):
+            if table.unjournaled:
+                table.journal.write(table.encode(table.unjournaled))
+                table.unjournaled = []
 
     def _append_durable(self, table: _Table, row: Row, *, sync: bool = True) -> None:
         # Orders and fills never wait in ``unjournaled``: each is fsynced before returning, and
@@ -563,6 +596,14 @@ class RunWriters:
         self._write_shared(table.encode([row]))
         if sync:
             self._wal.sync()
+        table.pending.append(row)
+        table.changed = True
+
+    def _buffer(self, table: _Table, row: Row) -> None:
+        # An order or fill that waits for the next flush, like a bar: encoded now behind the
+        # bars before it, so the journal keeps the order in which things happened.
+        chunk = self._encode_shared() + table.encode([row])  # (this resets _wal_chunks)
+        self._wal_chunks.append(chunk)
         table.pending.append(row)
         table.changed = True
 
@@ -665,10 +706,8 @@ class RunWriters:
             PersistenceError: If a journal cannot be written.
         """
         self._check_open()
+        self._journal_buffered()
         for table in self._tables.values():
-            if table.unjournaled:
-                table.journal.write(table.encode(table.unjournaled))
-                table.unjournaled = []
             table.journal.sync()
 
     def flush(self) -> None:
@@ -688,6 +727,60 @@ class RunWriters:
             PersistenceError: If a file cannot be written or removed.
         """
         self._flush(force=True)
+        self._remove_journals()
+
+    def finalize_in_background(
+        self,
+        after_sync: Callable[[], None] | None = None,
+        after_final: Callable[[], None] | None = None,
+    ) -> Future[None]:
+        """Finalize and close on the flusher thread, so that the caller goes on meanwhile.
+
+        The buffered rows are taken now (the writer refuses appends from here on); the
+        flusher fsyncs the journals, calls ``after_sync`` (e.g. the final engine state and
+        stats.yaml), writes every table that changed, removes the journals, calls
+        ``after_final`` and releases the files and the DuckDB connection. A crash before the
+        end leaves the journals in place: reopening the folder finishes the job.
+
+        Args:
+            after_sync: Called once the journals are durable, on the flusher thread.
+            after_final: Called once the parquet files hold everything, on the flusher thread.
+
+        Returns:
+            A future that is done when the folder is final; its result raises what failed
+            (a PersistenceError, say).
+
+        Raises:
+            PersistenceError: If the journals cannot be written, or the last flush failed.
+        """
+        self._check_open()
+        # A flush still running is not waited for: this job queues behind it on the same
+        # thread (taking rows meanwhile is safe, see _run's journal generations).
+        previous, self._pending_flush = self._pending_flush, None
+        job = self._take(force=True, after_sync=after_sync)
+        self._closed = True
+        executor = self._executor or ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="argo-flush"
+        )
+        self._executor = None
+
+        def work() -> None:
+            try:
+                if previous is not None:
+                    previous.result()
+                self._run(job)
+                self._remove_journals()
+                if after_final is not None:
+                    after_final()
+            finally:
+                self._release_files()
+
+        future = executor.submit(work)
+        # The thread ends once the job is done (and the interpreter waits for it at exit).
+        executor.shutdown(wait=False)
+        return future
+
+    def _remove_journals(self) -> None:
         for table in self._tables.values():
             # Only now is every journaled row inside a durable parquet file.
             table.journal.remove()
@@ -716,6 +809,9 @@ class RunWriters:
             self._executor.shutdown(wait=True)
             self._executor = None
             self._pending_flush = None
+        self._release_files()
+
+    def _release_files(self) -> None:
         for table in self._tables.values():
             table.journal.close()
         self._con.close()
@@ -734,12 +830,9 @@ class RunWriters:
         now = self._clock.monotonic()
         loads: list[tuple[_Table, list[Row], bool]] = []
         changed: list[_Table] = []
-        # Journal first (market data leads): durability must not depend on the (slower,
-        # fallible) parquet write.
+        # Journal first: durability must not depend on the (slower, fallible) parquet write.
+        self._journal_buffered()
         for table in self._tables.values():
-            if table.unjournaled:
-                table.journal.write(table.encode(table.unjournaled))
-                table.unjournaled = []
             if table.pending:
                 loads.append((table, table.pending, table.replace))
                 table.pending = []
@@ -780,9 +873,7 @@ class RunWriters:
     def _spill(self, table: _Table) -> None:
         # Engine thread, between flushes: bound the rows held in Python.
         self.wait()
-        if table.unjournaled:
-            table.journal.write(table.encode(table.unjournaled))
-            table.unjournaled = []
+        self._journal_buffered()
         self._load(table)
 
     def _load(self, table: _Table) -> None:
@@ -850,6 +941,30 @@ class RunWriters:
         atomic_write_with(table.path, produce)
         self.materializations += 1
         self._note_file(table)
+        table.footer = None
+
+    def _write_empty(self, table: _Table) -> None:
+        """Create the file of an empty table (a new folder: the common case of every open).
+
+        The bytes are what :meth:`_write_parquet` writes for an empty table, encoded once per
+        process: a new date opens five files without five DuckDB exports.
+        """
+        data = _EMPTY_FILES.get(table.schema.name)
+        if data is None:
+            self._write_parquet(table)
+            try:
+                data = table.path.read_bytes()
+            except OSError as exc:
+                raise persistence_error(exc, table.path) from exc
+            _EMPTY_FILES[table.schema.name] = data
+            return
+        atomic_write_bytes(table.path, data)
+        self.materializations += 1
+        table.file_rows = 0
+        table.file_last = None
+        table.fresh = []
+        table.fresh_replace = False
+        table.unwritten = False
         table.footer = None
 
     def _note_file(self, table: _Table) -> None:
@@ -995,7 +1110,9 @@ class RunWriters:
                 table.pending = [tuple(r) for r in rows]
                 table.replace = True
                 self._load(table)
-            if not loaded or rows:
+            if not loaded and not rows:
+                self._write_empty(table)
+            elif not loaded or rows:
                 self._write_parquet(table)
             else:
                 self._note_file(table)

@@ -490,6 +490,40 @@ def test_an_unsynced_intent_rides_on_the_fsync_of_its_outcome(
     writers.close()
 
 
+def test_buffered_orders_and_fills_reach_the_journal_in_append_order(
+    folder: Path, clock: FakeClock
+) -> None:
+    writers = RunWriters(folder, clock=clock, flush_interval_s=3600)
+    journal = folder / JOURNAL_DIR / DURABLE_JOURNAL
+    writers.append_bar(bar(0))
+    writers.append_bar(bar(1))
+    writers.append_order(order("o1"), durable=False)
+    writers.append_bar(bar(2))
+    writers.append_fill(fill("t1"), durable=False)
+    writers.append_order(order("o1", OrderStatus.FILLED), durable=False)
+    writers.append_bar(bar(3))
+    # Buffered like bars: nothing is written before the next sync or flush.
+    assert not journal.exists() or journal.stat().st_size == 0
+    writers.sync()
+    tags = [line.split(b",", 1)[0] for line in journal.read_bytes().splitlines()]
+    # Any prefix of the file is a moment the writer went through: a fill never precedes
+    # the bar it came after, nor an order its intent.
+    assert tags == [
+        b'["market_data"',
+        b'["market_data"',
+        b'["orders"',
+        b'["market_data"',
+        b'["trades"',
+        b'["orders"',
+        b'["market_data"',
+    ]
+    assert not writers.awaiting_fsync
+    writers.close()
+    assert [r["order_id"] for r in pq.read_table(folder / "trades.parquet").to_pylist()] == ["o-t1"]
+    stored = pq.read_table(folder / "orders.parquet").to_pylist()
+    assert [(r["order_id"], r["status"]) for r in stored] == [("o1", "FILLED")]
+
+
 def test_finalize_drains_journal_and_writer_stays_usable(folder: Path, clock: FakeClock) -> None:
     writers = RunWriters(folder, clock=clock)
     writers.append_bar(bar(0))

@@ -161,3 +161,113 @@ def test_background_and_inline_flushing_write_the_same_files(tmp_path: Path) -> 
     assert len(session_rows(background, "trades")) > 10
     assert _stats(background) == _stats(inline)
     assert list(background.glob("*/run_*/.journal/*.jsonl")) == []
+
+
+def test_finalize_in_background_makes_the_folder_final_while_the_caller_goes_on(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "run_1"
+    writers = RunWriters(folder, clock=FakeClock(T0), background=True)
+    for i in range(5):
+        writers.append_bar(bar(i))
+    writers.append_order(order("o1"))
+    pause = PausedFlush()
+    finals: list[list[str]] = []
+    done = writers.finalize_in_background(
+        pause, lambda: finals.append(sorted(p.name for p in (folder / ".journal").iterdir()))
+    )
+    assert pause.entered.wait(timeout=60)
+    # Held after the fsync: every row is in the journal, nothing in parquet yet, and the
+    # writer takes no more rows.
+    assert len(journaled(folder, "market_data")) == 5
+    assert parquet_rows(folder / "market_data.parquet") == []
+    assert not done.done()
+    with pytest.raises(RuntimeError, match="closed"):
+        writers.append_bar(bar(5))
+    pause.release.set()
+    done.result(timeout=60)
+    assert finals == [[]]  # after_final runs once the journals are gone
+    assert len(parquet_rows(folder / "market_data.parquet")) == 5
+    assert [r[0] for r in parquet_rows(folder / "orders.parquet")] == ["o1"]
+    writers.close()  # already released: a no-op
+
+
+def test_a_failed_background_finalize_leaves_the_journal_for_recovery(tmp_path: Path) -> None:
+    folder = tmp_path / "run_1"
+    writers = RunWriters(folder, clock=FakeClock(T0), background=True)
+    writers.append_bar(bar(0))
+    writers.append_order(order("o1"))
+    target = folder / "orders.parquet"
+    target.unlink()
+    target.mkdir()  # os.replace cannot put a file over a directory
+    done = writers.finalize_in_background()
+    with pytest.raises(PersistenceError, match=r"orders\.parquet"):
+        done.result(timeout=60)
+    assert [r[0] for r in journaled(folder, "orders")] == ["o1"]
+    # Reopening the folder (what a restart does) finishes the job.
+    target.rmdir()
+    again = RunWriters(folder, clock=FakeClock(T0))
+    again.finalize()
+    again.close()
+    assert [r[0] for r in parquet_rows(target)] == ["o1"]
+    assert len(parquet_rows(folder / "market_data.parquet")) == 1
+
+
+def test_a_date_closed_in_the_background_is_final_when_on_day_closed_fires(
+    tmp_path: Path,
+) -> None:
+    from argo_engine.settings import load_settings
+
+    # Three dates: 22:00 on day 1 to 02:00 on day 3, two symbols.
+    bars = wave_bars(["BTCUSDT", "ETHUSDT"], utc(2025, 10, 1, 22, 0), 1440 + 240, period=40)
+    replay = write_replay(tmp_path / "bars.parquet", bars)
+    out = tmp_path / "out"
+    settings = load_settings(
+        None,
+        session={"data_output": str(out), "symbols": ["BTCUSDT", "ETHUSDT"]},
+        feed={"kind": "replay", "replay_file": str(replay)},
+        broker={"commission": "fixed_rate", "commission_rate": 0.001},
+        persistence={"background_flush": True},
+    )
+    seen: list[tuple[Any, ...]] = []
+
+    def closed(day: Any, daily: Any) -> None:
+        folder = out / day.isoformat() / "run_1"
+        stats = yaml.safe_load((folder / "stats.yaml").read_text())
+        seen.append(
+            (
+                day,
+                sorted(p.name for p in (folder / ".journal").glob("*.jsonl")),
+                len(parquet_rows(folder / "market_data.parquet")),
+                len(parquet_rows(folder / "trades.parquet")),
+                stats["date"],
+                stats["daily"]["trade_result"]["number_of_trades"],
+                daily["trade_result"]["number_of_trades"],
+            )
+        )
+
+    _, summaries = run_session(
+        settings,
+        clock=FakeClock(utc(2025, 10, 1, 21)),
+        callbacks=EngineCallbacks(on_day_closed=closed),
+    )
+    per_day = {
+        d: sum(1 for b in bars if b.time.date().isoformat() == d)
+        for d in ("2025-10-01", "2025-10-02")
+    }
+    assert [s[0].isoformat() for s in seen] == ["2025-10-01", "2025-10-02"]
+    for day, journals, n_bars, n_trades, stats_date, stats_trades, daily_trades in seen:
+        # Everything of the date is in its parquet files and its final stats.yaml already.
+        assert journals == []
+        assert n_bars == per_day[day.isoformat()]
+        assert stats_date == day.isoformat()
+        assert n_trades == stats_trades == daily_trades
+    assert sum(s[3] for s in seen) > 0
+    assert [s.date for s in summaries] == ["2025-10-01", "2025-10-02", "2025-10-03"]
+    assert [s.folder for s in summaries[:2]] == [
+        str(out / d / "run_1") for d in ("2025-10-01", "2025-10-02")
+    ]
+    assert [s.daily["trade_result"]["number_of_trades"] for s in summaries[:2]] == [
+        s[6] for s in seen
+    ]
+    assert summaries[1].cumulative["trade_result"]["number_of_trades"] == sum(s[6] for s in seen)

@@ -121,7 +121,10 @@ class Killed(BaseException):
     """Stands for SIGKILL inside a bar: nothing after the raise point runs."""
 
 
-def settings_for(make_settings: Any, out: Path) -> ArgoSettings:
+def settings_for(
+    make_settings: Any, out: Path, paper_fsync: Literal["per_order", "batched"] = "per_order"
+) -> ArgoSettings:
+    # Most tests here pin what is durable the moment an order call returns: per_order.
     settings: ArgoSettings = make_settings(
         session={
             "data_output": out,
@@ -131,6 +134,7 @@ def settings_for(make_settings: Any, out: Path) -> ArgoSettings:
         },
         broker={"commission": "fixed_rate", "commission_rate": RATE},
         feed={"prefetch_days": 0},
+        persistence={"paper_fsync": paper_fsync},
     )
     return settings
 
@@ -467,3 +471,52 @@ def test_paper_replay_order_rests_with_the_submit_reservation_and_drops_ended() 
     assert restored.save_state()["reserved"] == {}
     restored.replay_order(replace(order, order_id="o2", order_type=OrderType.MARKET))
     assert restored.open_orders() == []  # a MARKET order never rests
+
+
+# Market orders only: nothing is journaled as accepted, so in batched mode every order and
+# fill waits for the next flush together with its bar.
+MARKETS = {
+    2: [("market_buy", 1.0)],
+    6: [("market_sell", 1.0)],
+    9: [("market_buy", 1.0)],
+    13: [("market_sell", 1.0)],
+}
+
+
+@pytest.mark.parametrize("mode", ["new_run", "retry"])
+def test_batched_paper_orders_are_lost_with_their_bars_and_redone_once(
+    make_settings: Any, tmp_path: Path, mode: Mode
+) -> None:
+    clock = FakeClock(T0)
+    ref = reference(settings_for(make_settings, tmp_path / "ref", "batched"), clock, MARKETS, at=10)
+    settings = settings_for(make_settings, tmp_path / "out", "batched")
+    out = Path(settings.session.data_output)
+    plan, crashed = run_crashing(settings, clock, MARKETS, snapshot_after=3, crash_after=10)
+    # The crashed process had filled the orders of minutes 6 and 9 in memory...
+    assert crashed.stats is not None
+    assert crashed.stats.daily_block()["trade_result"]["number_of_trades"] == 3
+    # ...but its files hold nothing after the flush of minute 3: those fills went down with
+    # the bars they were decided on (a clean prefix, never a fill without its bar).
+    folder = out / DAY.isoformat() / "run_1"
+    journal = folder / JOURNAL_DIR / "durable.jsonl"
+    assert not journal.exists() or journal.stat().st_size == 0
+    assert len(rows(folder / "market_data.parquet")) == 4
+    assert len(rows(folder / "trades.parquet")) == 1
+
+    _, engine = restart(settings, clock, MARKETS, plan, mode)
+    engine.run()
+    final = book(engine, with_prices=True)
+    engine.stop()
+
+    assert final == ref["final"]
+    assert all_rows(out, "trades", FILL_COLS) == ref["fills"]
+    assert final_orders(out) == ref["orders"]
+    assert not all_rows(out, "orders", "order_id", "status = 'FAILED'")
+    bars = all_rows(out, "market_data", "time")
+    assert len(bars) == len(set(bars)) == N_BARS
+    stats = final_stats(out)
+    assert stats["trade_result"] == ref["stats"]["trade_result"]
+    assert stats["trade_pnl"]["realized_pnl"] == pytest.approx(
+        ref["stats"]["trade_pnl"]["realized_pnl"]
+    )
+    assert verify_path(out) == {}
