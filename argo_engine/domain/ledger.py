@@ -163,6 +163,21 @@ class Ledger:
         bucket = self._buckets.get((symbol, position_type))
         return bucket.qty if bucket else 0.0
 
+    def open_symbols(self) -> set[str]:
+        """Symbols with an open quantity in any bucket."""
+        return {symbol for (symbol, _), bucket in self._buckets.items() if bucket.qty > 0.0}
+
+    def unrealized_of(self, symbol: str, close: float) -> float:
+        """Unrealized PnL of the open buckets of ``symbol`` marked at ``close``."""
+        total = 0.0
+        bucket = self._buckets.get((symbol, PositionType.LONG))
+        if bucket is not None and bucket.qty > 0.0:
+            total += bucket.qty * close - bucket.basis
+        bucket = self._buckets.get((symbol, PositionType.SHORT))
+        if bucket is not None and bucket.qty > 0.0:
+            total += bucket.basis - bucket.qty * close
+        return total
+
     def unrealized(self, last_close: dict[str, float]) -> float:
         """Unrealized PnL of every open bucket, marked at the last close of its symbol.
 

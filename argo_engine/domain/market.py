@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Bar:
-    """One OHLCV bar (candle) of one symbol.
+class Bar(NamedTuple):
+    """One OHLCV bar (candle) of one symbol; immutable.
+
+    A named tuple rather than a frozen dataclass: the engine creates one per bar of every
+    symbol, and a tuple is built (and read) about three times faster.
 
     Attributes:
         symbol: Instrument symbol, e.g. ``BTCUSDT``.

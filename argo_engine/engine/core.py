@@ -135,6 +135,14 @@ class _Closing:
 
     day: ClosedDay
     done: Future[None]
+    # Set by the flusher when ``done`` completes: a plain read per bar, no lock.
+    finished: bool = False
+
+    def __post_init__(self) -> None:
+        self.done.add_done_callback(self._finish)
+
+    def _finish(self, _: Future[None]) -> None:
+        self.finished = True
 
 
 class TradingEngine:
@@ -310,6 +318,8 @@ class TradingEngine:
         is sent to a broker twice.
         """
         writers, stats, _ = self._require_day()
+        if not writers.restored:
+            return  # a new folder: no journal, no files, nothing to reconcile
         fills = [_fill_from_row(r) for r in writers.read_table("trades")]
         fills.sort(key=lambda f: (f.executed_at, f.trade_id))
         filled_qty: dict[str, float] = {}
@@ -570,7 +580,7 @@ class TradingEngine:
         """
         while self._closing:
             closing = self._closing[0]
-            if not wait and not closing.done.done():
+            if not wait and not closing.finished:
                 return
             del self._closing[0]
             closing.done.result()

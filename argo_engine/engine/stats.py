@@ -177,6 +177,10 @@ class StatsTracker:
         self._ledger = Ledger(pnl_method)
         self._last_close: dict[str, float] = {}
         self._unrealized = 0.0
+        # Held symbols and their unrealized PnL at their last close: a bar revalues its own
+        # symbol only (the ledger changes on fills, which revalue everything).
+        self._held: set[str] = set()
+        self._parts: dict[str, float] = {}
         self._cum = _Block(initial_capital)
         self._day = _Block(initial_capital)
         self._day_ends: list[float] = [initial_capital]
@@ -227,7 +231,8 @@ class StatsTracker:
         for block in (self._cum, self._day):
             block.add_fill(outcome.pnl, fill.commission, outcome.closing, outcome.holding_seconds)
         self._last_close.setdefault(fill.symbol, fill.executed_price)
-        self._unrealized = self._ledger.unrealized(self._last_close)
+        self._revalue()
+        self._unrealized = sum(self._parts.values())
         self._last_updated = fill.executed_at
         equity = self.equity
         self._cum.sample_equity(equity)
@@ -236,13 +241,22 @@ class StatsTracker:
 
     def on_bar(self, bar: Bar) -> None:
         """Mark open positions at the bar's close and sample equity for drawdown."""
-        self._last_close[bar.symbol] = bar.close
-        if self._ledger.has_open(bar.symbol):
-            self._unrealized = self._ledger.unrealized(self._last_close)
+        symbol = bar.symbol
+        self._last_close[symbol] = bar.close
+        if symbol in self._held:
+            parts = self._parts
+            parts[symbol] = self._ledger.unrealized_of(symbol, bar.close)
+            self._unrealized = sum(parts.values())
         equity = self.initial_capital + self._cum.realized + self._unrealized
         self._cum.sample_equity(equity)
         self._day.sample_equity(equity)
         self._last_updated = bar.time
+
+    def _revalue(self) -> None:
+        """Value every held symbol at its last close (symbols without one count 0)."""
+        ledger, last = self._ledger, self._last_close
+        self._held = ledger.open_symbols()
+        self._parts = {s: ledger.unrealized_of(s, last[s]) for s in self._held if s in last}
 
     def roll_day(self, new_date: date) -> dict[str, Any]:
         """Close the current trading date and start ``new_date``.
@@ -341,6 +355,7 @@ class StatsTracker:
         tracker._ledger = Ledger.from_state(PnlMethod(state["pnl_method"]), state["ledger"])
         tracker._last_close = {str(k): float(v) for k, v in state["last_close"].items()}
         tracker._unrealized = float(state["unrealized"])
+        tracker._revalue()
         tracker._cum = _Block.from_state(state["cumulative"])
         tracker._day = _Block.from_state(state["daily"])
         tracker._day_ends = [float(x) for x in state["day_ends"]]

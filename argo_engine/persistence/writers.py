@@ -58,12 +58,14 @@ from __future__ import annotations
 import errno
 import operator
 import os
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import orjson
@@ -121,6 +123,51 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
 
 _BATCH = "_argo_batch"
 _FRESH = "_argo_fresh"
+
+
+class _ConnectionPool:
+    """In-memory DuckDB databases kept for the next writer (a connect costs ~13 ms).
+
+    A session closes one date in the background while the next opens, so two are in use at
+    a time; released ones have their tables dropped, so they hold no data.
+    """
+
+    def __init__(self, keep: int) -> None:
+        self._keep = keep
+        self._idle: list[duckdb.DuckDBPyConnection] = []
+        self._lock = threading.Lock()
+
+    def acquire(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return duckdb.connect()
+
+    def release(self, con: duckdb.DuckDBPyConnection, tables: list[str]) -> None:
+        try:
+            for name in tables:
+                con.execute(f"DROP TABLE IF EXISTS {name}")
+        except duckdb.Error:
+            con.close()  # not reusable; its memory goes with it
+            return
+        with self._lock:
+            if len(self._idle) < self._keep:
+                self._idle.append(con)
+                return
+        con.close()
+
+
+_connections = _ConnectionPool(keep=2)
+
+
+class _ClosedConnection:
+    """Stands in for the released connection: any use is a bug, and says so."""
+
+    def __getattr__(self, name: str) -> object:
+        raise RuntimeError("the writers are closed (their DuckDB connection was released)")
+
+
+_CLOSED: Any = _ClosedConnection()
 
 # The bytes of each table's file when it holds no rows (see RunWriters._write_empty).
 _EMPTY_FILES: dict[str, bytes] = {}
@@ -338,6 +385,7 @@ class RunWriters:
         self.background = background
         self._executor: ThreadPoolExecutor | None = None
         self._pending_flush: Future[None] | None = None
+        self._flush_finished = True
         self._journal_dir = folder / JOURNAL_DIR
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -372,11 +420,13 @@ class RunWriters:
         self._trade_ids: set[str] = set()
         self._max_id: dict[str, int] = {MARKS.name: 0, LOGS.name: 0}
         self._next_id: dict[str, int] = {MARKS.name: 1, LOGS.name: 1}
-        self._con = duckdb.connect()
+        self._con = _connections.acquire()
+        # Whether the folder held rows at open (a reopen after a crash or a retry).
+        self.restored = False
         try:
             for table in self._tables.values():
                 columns = ", ".join(f"{_quote(c)} {t}" for c, t in table.schema.columns)
-                self._con.execute(f"CREATE TABLE {table.name} ({columns})")
+                self._con.execute(f"CREATE OR REPLACE TABLE {table.name} ({columns})")
             self._recover()
         except BaseException:
             self._close_resources()
@@ -562,15 +612,21 @@ class RunWriters:
         self._write_shared(b"")
         self._wal.sync()
 
-    def _encode_shared(self) -> bytes:
-        # Buffered rows of the shared tables in append order: chunks already ordered by
-        # _buffer, then the bars since (only bars wait in ``unjournaled`` between chunks).
-        data = b"".join(self._wal_chunks)
-        self._wal_chunks = []
+    def _encode_unjournaled(self) -> bytes:
+        # Rows of the shared tables waiting in ``unjournaled`` (since the last chunk: bars, and
+        # orders and fills appended before this writer buffered chunks).
+        data = b""
         for table in (self._md, self._orders, self._trades):
             if table.unjournaled:
                 data += table.encode(table.unjournaled)
                 table.unjournaled = []
+        return data
+
+    def _encode_shared(self) -> bytes:
+        # Buffered rows of the shared tables in append order: the chunks of _buffer, then
+        # what was appended after the last of them.
+        data = b"".join(self._wal_chunks) + self._encode_unjournaled()
+        self._wal_chunks = []
         return data
 
     def _write_shared(self, tail: bytes) -> None:
@@ -602,8 +658,7 @@ class RunWriters:
     def _buffer(self, table: _Table, row: Row) -> None:
         # An order or fill that waits for the next flush, like a bar: encoded now behind the
         # bars before it, so the journal keeps the order in which things happened.
-        chunk = self._encode_shared() + table.encode([row])  # (this resets _wal_chunks)
-        self._wal_chunks.append(chunk)
+        self._wal_chunks.append(self._encode_unjournaled() + table.encode([row]))
         table.pending.append(row)
         table.changed = True
 
@@ -657,13 +712,15 @@ class RunWriters:
         Raises:
             PersistenceError: If the last background flush failed.
         """
-        running = self._pending_flush
-        if running is None:
+        if self._pending_flush is None:
             return True
-        if not running.done():
+        if not self._flush_finished:
             return False
         self.wait()
         return True
+
+    def _flush_done(self, _: Future[None]) -> None:
+        self._flush_finished = True
 
     def wait(self) -> None:
         """Block until the background flush (if any) has finished.
@@ -697,7 +754,10 @@ class RunWriters:
             return
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="argo-flush")
+        self._flush_finished = False
         self._pending_flush = self._executor.submit(self._run, job)
+        # A plain flag for idle(), which the engine calls on every bar: Future.done() locks.
+        self._pending_flush.add_done_callback(self._flush_done)
 
     def sync(self) -> None:
         """Make every appended row durable in the journal now (no parquet write).
@@ -814,7 +874,8 @@ class RunWriters:
     def _release_files(self) -> None:
         for table in self._tables.values():
             table.journal.close()
-        self._con.close()
+        con, self._con = self._con, _CLOSED
+        _connections.release(con, [t.name for t in self._tables.values()])
 
     def _check_open(self) -> None:
         if self._closed:
@@ -1110,6 +1171,8 @@ class RunWriters:
                 table.pending = [tuple(r) for r in rows]
                 table.replace = True
                 self._load(table)
+            if loaded or rows:
+                self.restored = True
             if not loaded and not rows:
                 self._write_empty(table)
             elif not loaded or rows:
@@ -1135,7 +1198,8 @@ class RunWriters:
             self._move_aside(self._wal.path)
         elif self._wal.path.exists():
             self._wal.truncate()
-        self._track_keys()
+        if self.restored:
+            self._track_keys()
 
     def _remove_stale_temps(self, table: _Table) -> None:
         # Temp files of a crashed writer never hold the only copy of a row (the journal is
