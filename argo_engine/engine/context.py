@@ -31,6 +31,7 @@ class EngineContext:
         self._history: dict[str, deque[Bar]] = {}
         self._cache: dict[str, Any] = {}
         self.current_bar: Bar | None = None
+        self._flat: dict[tuple[str, PositionType], Position] = {}
 
     # -- orders --------------------------------------------------------------------------------
 
@@ -64,7 +65,13 @@ class EngineContext:
         for pos in self._engine.broker.positions():
             if pos.symbol == symbol and pos.position_type is position_type:
                 return pos
-        return Position(symbol=symbol, position_type=position_type, quantity=0.0, average_price=0.0)
+        flat = self._flat.get((symbol, position_type))
+        if flat is None:
+            # Immutable, so one per bucket serves every call (strategies ask on most bars).
+            flat = self._flat[(symbol, position_type)] = Position(
+                symbol=symbol, position_type=position_type, quantity=0.0, average_price=0.0
+            )
+        return flat
 
     def account(self) -> Account:
         """Broker account figures."""

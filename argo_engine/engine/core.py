@@ -82,6 +82,9 @@ ACCEPTED_FILE = "accepted-orders.jsonl"
 
 StreamEnd = Literal["feed_exhausted", "day_end", "stopped"]
 
+# Dates whose final flush may run in the background at once (see TradingEngine._roll).
+_MAX_CLOSING = 4
+
 
 @dataclass(frozen=True, slots=True)
 class StreamResult:
@@ -306,7 +309,11 @@ class TradingEngine:
                 fields={"path": str(path)},
             )
         self._stats_dirty = True
-        self.write_stats()
+        if self.writers.background and self.writers.idle():
+            # The flusher writes the new folder's first stats.yaml (and state) right away.
+            self._submit_interval_flush(self.writers, with_state=True)
+        else:
+            self.write_stats()
         return folder
 
     def _reconcile_with_files(self) -> None:
@@ -532,8 +539,9 @@ class TradingEngine:
 
     def _roll(self, new_day: date) -> None:
         writers, _, _ = self._require_day()
+        start_close: Callable[[], None] | None = None
         if writers.background:
-            self._close_in_background()
+            start_close = self._close_in_background()
         else:
             self.close_day()
             writers.close()
@@ -541,9 +549,13 @@ class TradingEngine:
         assert self.stats is not None
         self.stats.roll_day(new_day)
         self.open_day(new_day)
+        if start_close is not None:
+            # Started once the next date is open: opening is many short system calls, each of
+            # which would otherwise wait for the GIL while the close runs Python code.
+            start_close()
 
-    def _close_in_background(self) -> None:
-        """Close the current date on its writers' flusher thread; the next date opens now.
+    def _close_in_background(self) -> Callable[[], None]:
+        """Prepare closing the current date on its writers' flusher thread (call the result).
 
         The final engine state and stats.yaml are snapshotted here and written once the
         date's journals are fsynced; its parquet files are written and its journals removed
@@ -569,16 +581,31 @@ class TradingEngine:
                 # The saved state holds every order accepted on this date.
                 accepted.remove()
 
-        done = writers.finalize_in_background(after_sync, after_final)
-        self._closing.append(_Closing(self._closed_day(), done))
+        closed = self._closed_day()
 
-    def _reap_closing(self, *, wait: bool) -> None:
+        def start() -> None:
+            done = writers.finalize_in_background(after_sync, after_final)
+            self._closing.append(_Closing(closed, done))
+            # Back-pressure: dates must not close more slowly than they stream for long, or
+            # their rows would pile up in memory.
+            while len(self._closing) > _MAX_CLOSING:
+                self._reap_closing(wait=True, limit=1)
+
+        return start
+
+    def _reap_closing(self, *, wait: bool, limit: int | None = None) -> None:
         """Report the dates whose background close has ended (all of them with ``wait``).
+
+        Args:
+            wait: Wait for closes still running.
+            limit: Report at most this many (oldest first).
 
         Raises:
             PersistenceError: If a background close failed (its journals stay for recovery).
         """
-        while self._closing:
+        while self._closing and (limit is None or limit > 0):
+            if limit is not None:
+                limit -= 1
             closing = self._closing[0]
             if not wait and not closing.finished:
                 return
@@ -811,24 +838,29 @@ class TradingEngine:
             The bar's trading date when it belongs to a later date and ``stop_at_day_end`` is
             set (the bar is not consumed); otherwise None.
         """
-        writers, stats, day = self._require_day()
+        # The hot path of a replay: locals instead of repeated attribute lookups, and
+        # callbacks checked before they are dispatched.
+        writers, stats, day = self.writers, self.stats, self.day
+        if writers is None or stats is None or day is None:
+            self._require_day()  # raises the explanatory error
+            raise AssertionError  # pragma: no cover
         if self._closing:
             self._reap_closing(wait=False)
+        symbol, when = bar.symbol, bar.time
         problem = validate_bar(bar, self._symbol_set)
         if problem is None:
-            last = self._last_time.get(bar.symbol)
-            if last is not None and bar.time <= last:
-                kind = "duplicate" if bar.time == last else "out-of-order"
+            last = self._last_time.get(symbol)
+            if last is not None and when <= last:
+                kind = "duplicate" if when == last else "out-of-order"
                 problem = DataError(
-                    f"{kind} {bar.symbol} bar at {bar.time.isoformat()} "
-                    f"(last accepted {last.isoformat()})",
-                    symbol=bar.symbol,
+                    f"{kind} {symbol} bar at {when.isoformat()} (last accepted {last.isoformat()})",
+                    symbol=symbol,
                 )
         if problem is not None:
             self._reject(bar, problem)
             return None
-        if not (self._day_lo <= bar.time < self._day_hi):
-            bar_day = trading_date(bar.time, self._tz, self._day_start)
+        if not (self._day_lo <= when < self._day_hi):
+            bar_day = trading_date(when, self._tz, self._day_start)
             if bar_day > day:
                 if stop_at_day_end:
                     return bar_day
@@ -836,47 +868,52 @@ class TradingEngine:
                 writers, stats, day = self._require_day()
             else:
                 self.record_log(
-                    f"late {bar.symbol} bar of {bar_day.isoformat()} written to {day.isoformat()}",
+                    f"late {symbol} bar of {bar_day.isoformat()} written to {day.isoformat()}",
                     level=LogLevel.WARNING,
-                    fields={"bar_time": bar.time.isoformat()},
+                    fields={"bar_time": when.isoformat()},
                     bar=bar,
                 )
-        self._last_time[bar.symbol] = bar.time
-        self._last_bar[bar.symbol] = bar
-        self._counts["bars"] += 1
+        self._last_time[symbol] = when
+        self._last_bar[symbol] = bar
+        counts = self._counts
+        counts["bars"] += 1
         writers.append_bar(bar)
-        self.context.current_bar = bar
-        self._fire("on_market_data", self.run_id_on_day, bar, fatal=True)
-        fills_before = self._counts["fills"]
+        context = self.context
+        context.current_bar = bar
+        callbacks = self.callbacks
+        if callbacks.on_market_data is not None:
+            self._fire("on_market_data", self.run_id_on_day, bar, fatal=True)
+        fills_before = counts["fills"]
         updates = self.broker.on_bar(bar)
         if updates:
             self._apply(updates)
         stats.on_bar(bar)
-        self.context.remember(bar)
-        started = self.clock.monotonic()
+        context.remember(bar)
+        clock = self.clock
+        started = clock.monotonic()
         try:
-            self.strategy.on_bar(bar, self.context)
+            self.strategy.on_bar(bar, context)
         except (TerminalError, TransientError):
             raise
         except Exception as exc:  # user code: isolate, record, go on with the next bar
             err = StrategyError(
-                f"strategy {self.strategy_info.name} raised on {bar.symbol} "
-                f"bar at {bar.time.isoformat()}: {exc!r}"
+                f"strategy {self.strategy_info.name} raised on {symbol} "
+                f"bar at {when.isoformat()}: {exc!r}"
             )
             err.__cause__ = exc
             self.record_log(str(err), level=LogLevel.ERROR, fields={"error": repr(exc)}, bar=bar)
             self._fire("on_strategy_error", bar, err)
-        took = self.clock.monotonic() - started
+        now = clock.monotonic()
+        took = now - started
         if took > self._slow_bar_s:
             slow = StrategyError(
-                f"strategy {self.strategy_info.name} took {took:.3f}s on {bar.symbol} bar at "
-                f"{bar.time.isoformat()} (limit {self._slow_bar_s}s)"
+                f"strategy {self.strategy_info.name} took {took:.3f}s on {symbol} bar at "
+                f"{when.isoformat()} (limit {self._slow_bar_s}s)"
             )
             self.record_log(str(slow), level=LogLevel.WARNING, fields={"seconds": took}, bar=bar)
             self._fire("on_strategy_error", bar, slow)
-        if self._counts["fills"] != fills_before:
+        if counts["fills"] != fills_before:
             self._stats_dirty = True
-        now = self.clock.monotonic()
         # After fills as soon as the minimum spacing allows, and at least every flush interval.
         stats_due = (
             self._stats_dirty and now >= self._stats_earliest
@@ -884,7 +921,7 @@ class TradingEngine:
         if writers.background:
             # Nothing here waits for the disk: a flush still running is simply not joined, and
             # what is due goes with the next one.
-            if (stats_due or writers.flush_due()) and writers.idle():
+            if (stats_due or writers.flush_due(now)) and writers.idle():
                 self._submit_interval_flush(writers, with_state=stats_due)
         else:
             if stats_due:
@@ -892,7 +929,7 @@ class TradingEngine:
                 self.save_state()
                 self.write_stats()
             writers.maybe_flush()
-        if self.callbacks.on_stats_update is not None:
+        if callbacks.on_stats_update is not None:
             self._fire("on_stats_update", self._stats_document())
         return None
 

@@ -141,7 +141,9 @@ class _ConnectionPool:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
-        return duckdb.connect()
+        # One DuckDB thread: the flusher's work must leave the other core(s) to the engine
+        # thread, and its batches are small.
+        return duckdb.connect(config={"threads": 1})
 
     def release(self, con: duckdb.DuckDBPyConnection, tables: list[str]) -> None:
         try:
@@ -416,6 +418,8 @@ class RunWriters:
         # Key trackers: they let an append tell "certainly new" from "maybe a repeat" in O(1),
         # so the common append-only case never pays for a delete.
         self._bar_last: dict[str, int] = {}
+        self._bar_time: datetime | None = None
+        self._bar_us = 0
         self._order_ids: set[str] = set()
         self._trade_ids: set[str] = set()
         self._max_id: dict[str, int] = {MARKS.name: 0, LOGS.name: 0}
@@ -432,6 +436,11 @@ class RunWriters:
             self._close_resources()
             raise
         self._next_flush_at = clock.monotonic() + flush_interval_s
+        # A new table's first parquet write waits one interval like every later one (the
+        # journal holds its rows meanwhile): a date shorter than that (a fast replay) is
+        # written once, when it closes.
+        for table in self._tables.values():
+            table.next_at = self._next_flush_at
 
     # -- appends -------------------------------------------------------------------------------
 
@@ -446,10 +455,15 @@ class RunWriters:
         """
         if self._closed:
             raise RuntimeError(f"the writers of {self.folder} are closed")
-        try:
-            t = (bar.time - _EPOCH) // _ONE_US
-        except TypeError as exc:
-            raise DataError(f"bar time {bar.time!r} must be timezone-aware (UTC)") from exc
+        when = bar.time
+        if when is self._bar_time:
+            t = self._bar_us  # the bars of one time (one per symbol) often share the object
+        else:
+            try:
+                t = (when - _EPOCH) // _ONE_US
+            except TypeError as exc:
+                raise DataError(f"bar time {when!r} must be timezone-aware (UTC)") from exc
+            self._bar_time, self._bar_us = when, t
         table = self._md
         last = self._bar_last.get(bar.symbol)
         if last is None or t > last:
@@ -702,9 +716,13 @@ class RunWriters:
         self._flush(force=False)
         return True
 
-    def flush_due(self) -> bool:
-        """Whether the flush interval has elapsed since the last flush."""
-        return self._clock.monotonic() >= self._next_flush_at
+    def flush_due(self, now: float | None = None) -> bool:
+        """Whether the flush interval has elapsed since the last flush.
+
+        Args:
+            now: The clock's monotonic time, when the caller has just read it.
+        """
+        return (self._clock.monotonic() if now is None else now) >= self._next_flush_at
 
     def idle(self) -> bool:
         """Whether no background flush is running; re-raises the error of a failed one.

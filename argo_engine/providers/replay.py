@@ -111,6 +111,7 @@ class ReplayFeed:
                 columns = [column.to_pylist() for column in batch.columns]
                 for us, s, o, h, lo, c, v in zip(*columns, strict=True):
                     if us != last_us:
+                        # One datetime per distinct time, shared by the bars of every symbol.
                         last_us = us
                         time = None if us is None else _EPOCH + timedelta(microseconds=us)
                     yield Bar(s, time, o, h, lo, c, v)  # type: ignore[arg-type]
