@@ -243,14 +243,16 @@ class StatsTracker:
         """Mark open positions at the bar's close and sample equity for drawdown."""
         symbol = bar.symbol
         self._last_close[symbol] = bar.close
+        self._last_updated = bar.time
         if symbol in self._held:
             parts = self._parts
             parts[symbol] = self._ledger.unrealized_of(symbol, bar.close)
             self._unrealized = sum(parts.values())
-        equity = self.initial_capital + self._cum.realized + self._unrealized
-        self._cum.sample_equity(equity)
-        self._day.sample_equity(equity)
-        self._last_updated = bar.time
+            equity = self.initial_capital + self._cum.realized + self._unrealized
+            self._cum.sample_equity(equity)
+            self._day.sample_equity(equity)
+        # Otherwise equity is what it was at the last sample (only held symbols' closes and
+        # fills move it), and sampling the same value again changes no figure.
 
     def _revalue(self) -> None:
         """Value every held symbol at its last close (symbols without one count 0)."""

@@ -60,6 +60,24 @@ def encode_rows(rows: Sequence[Sequence[object]]) -> bytes:
     return b"".join(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE) for row in rows)
 
 
+def encode_tagged_rows(rows: Sequence[Sequence[object]], tag: bytes) -> bytes:
+    """:func:`encode_rows` then :func:`tag_lines`, in one pass over the bytes.
+
+    Args:
+        rows: Rows of scalar values in schema column order.
+        tag: The JSON-encoded tag followed by a comma, e.g. ``b'"orders",'``.
+
+    Returns:
+        Tagged journal lines (empty for no rows).
+    """
+    if not rows:
+        return b""
+    body = orjson.dumps(rows)[1:-1]
+    if body.count(_ROW_GAP) == len(rows) - 1:
+        return b"[" + tag + body[1:].replace(_ROW_GAP, b"]\n[" + tag) + b"\n"
+    return tag_lines(encode_rows(rows), tag)
+
+
 def tag_lines(data: bytes, tag: bytes) -> bytes:
     """Prefix every line of :func:`encode_rows` output with a table tag.
 

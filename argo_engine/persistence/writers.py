@@ -84,9 +84,9 @@ from argo_engine.persistence.files import (
 from argo_engine.persistence.journal import (
     Journal,
     encode_rows,
+    encode_tagged_rows,
     read_journal,
     read_tagged_journal,
-    tag_lines,
 )
 from argo_engine.persistence.parquet_append import (
     MAGIC,
@@ -300,8 +300,9 @@ class _Table:
 
     def encode(self, rows: list[Row]) -> bytes:
         """Journal lines of ``rows`` (tagged when the journal is shared)."""
-        data = encode_rows(rows)
-        return data if self.tag is None else tag_lines(data, self.tag)
+        if self.tag is None:
+            return encode_rows(rows)
+        return encode_tagged_rows(rows, self.tag)
 
 
 @dataclass(slots=True)

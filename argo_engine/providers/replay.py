@@ -100,7 +100,9 @@ class ReplayFeed:
         )
         return sql, params
 
-    def _rows(self, sql: str, params: list[object]) -> Iterator[Bar]:
+    def _rows(
+        self, sql: str, params: list[object], stop: threading.Event | None = None
+    ) -> Iterator[Bar]:
         con = duckdb.connect()
         try:
             reader = con.sql(sql, params=params).to_arrow_reader(_BATCH)
@@ -108,6 +110,8 @@ class ReplayFeed:
             last_us: int | None = None
             time: datetime | None = None
             for batch in reader:
+                if stop is not None and stop.is_set():
+                    return
                 columns = [column.to_pylist() for column in batch.columns]
                 for us, s, o, h, lo, c, v in zip(*columns, strict=True):
                     if us != last_us:
@@ -121,12 +125,16 @@ class ReplayFeed:
     def stream(self, stop: threading.Event) -> Iterator[Bar]:
         """Yield the file's bars in time order."""
         sql, params = self._query()
-        realtime = self.pace == "realtime"
+        if self.pace == "fast":
+            # No per-bar work here: the consumer checks ``stop`` before each bar it takes,
+            # and this feed checks it before each batch it decodes.
+            yield from self._rows(sql, params, stop)
+            return
         previous: datetime | None = None
         for bar in self._rows(sql, params):
             if stop.is_set():
                 return
-            if realtime and previous is not None and bar.time != previous:
+            if previous is not None and bar.time != previous:
                 gap = self.step_s or (bar.time - previous).total_seconds()
                 if self.clock.wait(gap, stop):
                     return

@@ -92,29 +92,36 @@ class RSI:
 
     def update(self, close: float) -> float | None:
         """Add a close."""
+        # Called for every bar of every symbol: locals, one length check, no modulo.
         prev, self._prev = self._prev, close
         if prev is None:
             return None
         d = close - prev
-        if len(self._diffs) == self.period:
-            old = self._diffs[0]
+        diffs = self._diffs
+        period = self.period
+        full = len(diffs) == period
+        gain, loss = self._gain, self._loss
+        if full:
+            old = diffs[0]
             if old > 0:
-                self._gain -= old
+                gain -= old
             else:
-                self._loss += old
-        self._diffs.append(d)
+                loss += old
+        diffs.append(d)
         if d > 0:
-            self._gain += d
+            gain += d
         else:
-            self._loss -= d
+            loss -= d
         self._n += 1
-        if self._n % _RESYNC == 0:
-            self._gain = math.fsum(x for x in self._diffs if x > 0)
-            self._loss = -math.fsum(x for x in self._diffs if x < 0)
-        if len(self._diffs) < self.period:
+        if self._n >= _RESYNC:
+            self._n = 0
+            gain = math.fsum(x for x in diffs if x > 0)
+            loss = -math.fsum(x for x in diffs if x < 0)
+        self._gain, self._loss = gain, loss
+        if not full and len(diffs) < period:
             return None
-        gain = max(self._gain, 0.0) / self.period
-        loss = max(self._loss, 0.0) / self.period
+        gain = (gain if gain > 0.0 else 0.0) / period
+        loss = (loss if loss > 0.0 else 0.0) / period
         # Sums of exactly cancelling floats may leave dust; treat it as no loss.
         self.value = 100.0 if loss <= 1e-12 else 100.0 - 100.0 / (1.0 + gain / loss)
         return self.value
