@@ -167,6 +167,17 @@ class Ledger:
         """Symbols with an open quantity in any bucket."""
         return {symbol for (symbol, _), bucket in self._buckets.items() if bucket.qty > 0.0}
 
+    def open_amounts(self, symbol: str) -> tuple[float, float, float, float]:
+        """Open quantity and remaining basis of the LONG, then the SHORT bucket of ``symbol``."""
+        long = self._buckets.get((symbol, PositionType.LONG))
+        short = self._buckets.get((symbol, PositionType.SHORT))
+        return (
+            long.qty if long is not None and long.qty > 0.0 else 0.0,
+            long.basis if long is not None and long.qty > 0.0 else 0.0,
+            short.qty if short is not None and short.qty > 0.0 else 0.0,
+            short.basis if short is not None and short.qty > 0.0 else 0.0,
+        )
+
     def unrealized_of(self, symbol: str, close: float) -> float:
         """Unrealized PnL of the open buckets of ``symbol`` marked at ``close``."""
         total = 0.0

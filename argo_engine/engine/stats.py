@@ -179,7 +179,7 @@ class StatsTracker:
         self._unrealized = 0.0
         # Held symbols and their unrealized PnL at their last close: a bar revalues its own
         # symbol only (the ledger changes on fills, which revalue everything).
-        self._held: set[str] = set()
+        self._held: dict[str, tuple[float, float, float, float]] = {}
         self._parts: dict[str, float] = {}
         self._cum = _Block(initial_capital)
         self._day = _Block(initial_capital)
@@ -231,7 +231,7 @@ class StatsTracker:
         for block in (self._cum, self._day):
             block.add_fill(outcome.pnl, fill.commission, outcome.closing, outcome.holding_seconds)
         self._last_close.setdefault(fill.symbol, fill.executed_price)
-        self._revalue()
+        self._revalue_symbol(fill.symbol)  # a fill changes its own symbol's buckets only
         self._unrealized = sum(self._parts.values())
         self._last_updated = fill.executed_at
         equity = self.equity
@@ -244,9 +244,17 @@ class StatsTracker:
         symbol = bar.symbol
         self._last_close[symbol] = bar.close
         self._last_updated = bar.time
-        if symbol in self._held:
+        held = self._held.get(symbol)
+        if held is not None:
+            # What Ledger.unrealized_of computes, from the open quantities and bases that
+            # the last fill left (the same float operations, in the same order).
+            close = bar.close
+            lq, lb, sq, sb = held
+            value = lq * close - lb if lq > 0.0 else 0.0
+            if sq > 0.0:
+                value += sb - sq * close
             parts = self._parts
-            parts[symbol] = self._ledger.unrealized_of(symbol, bar.close)
+            parts[symbol] = value
             self._unrealized = sum(parts.values())
             equity = self.initial_capital + self._cum.realized + self._unrealized
             self._cum.sample_equity(equity)
@@ -254,10 +262,22 @@ class StatsTracker:
         # Otherwise equity is what it was at the last sample (only held symbols' closes and
         # fills move it), and sampling the same value again changes no figure.
 
+    def _revalue_symbol(self, symbol: str) -> None:
+        """Value ``symbol`` again after a fill changed its buckets."""
+        amounts = self._ledger.open_amounts(symbol)
+        if amounts[0] > 0.0 or amounts[2] > 0.0:
+            self._held[symbol] = amounts
+            close = self._last_close.get(symbol)
+            if close is not None:
+                self._parts[symbol] = self._ledger.unrealized_of(symbol, close)
+        else:
+            self._held.pop(symbol, None)
+            self._parts.pop(symbol, None)
+
     def _revalue(self) -> None:
         """Value every held symbol at its last close (symbols without one count 0)."""
         ledger, last = self._ledger, self._last_close
-        self._held = ledger.open_symbols()
+        self._held = {s: ledger.open_amounts(s) for s in ledger.open_symbols()}
         self._parts = {s: ledger.unrealized_of(s, last[s]) for s in self._held if s in last}
 
     def roll_day(self, new_date: date) -> dict[str, Any]:

@@ -109,6 +109,7 @@ class ReplayFeed:
             assert reader is not None  # a SELECT always has a result
             last_us: int | None = None
             time: datetime | None = None
+            new = tuple.__new__  # Bar is a named tuple: build it without its Python __new__
             for batch in reader:
                 if stop is not None and stop.is_set():
                     return
@@ -118,7 +119,7 @@ class ReplayFeed:
                         # One datetime per distinct time, shared by the bars of every symbol.
                         last_us = us
                         time = None if us is None else _EPOCH + timedelta(microseconds=us)
-                    yield Bar(s, time, o, h, lo, c, v)  # type: ignore[arg-type]
+                    yield new(Bar, (s, time, o, h, lo, c, v))
         finally:
             con.close()
 
