@@ -471,7 +471,7 @@ class RunWriters:
             self._bar_last[bar.symbol] = t
         else:
             table.replace = True
-        row = (t, bar.symbol, bar.open, bar.high, bar.low, bar.close, bar.volume)
+        row = (t, *bar[:1], *bar[2:])  # (time, symbol, open, high, low, close, volume)
         table.pending.append(row)
         table.unjournaled.append(row)
         table.changed = True
