@@ -2,9 +2,10 @@
 
 A live-like session: one bar per symbol per tick, each tick one second of (fake) clock, so
 every flush interval (1 s) the journal is fsynced, parquet refreshed (when its spacing allows)
-and stats.yaml rewritten inside the bar that crosses the interval. Each bar's latency is the
-wall time of ``process_bar``: journaled (durable per the flush-interval contract for bars;
-orders and fills are fsynced before they return) and stats.yaml written when due.
+and stats.yaml rewritten (on the background flusher) when due. Each bar's latency is the wall
+time of ``process_bar``: journaled (durable per the flush-interval contract for bars) and, so
+that the figure covers the strictest mode, with ``ARGO_PERSISTENCE__PAPER_FSYNC=per_order``:
+an order and its fill are fsynced before ``process_bar`` returns.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def run(n_symbols: int, total_bars: int, window: int) -> dict[str, Any]:
     settings = load_settings(
         None,
         session={"data_output": str(root / "out"), "symbols": syms, "initial_capital": 1e9},
+        persistence={"paper_fsync": "per_order"},
     )
     clock = FakeClock(START)
     per_symbol = total_bars // n_symbols

@@ -17,8 +17,16 @@ from argo_engine.settings import load_settings
 from bench.common import peak_rss_mb, replay_file, report, symbols
 
 
-def run(n_symbols: int, bars_per_symbol: int, workdir: Path | None = None) -> dict[str, Any]:
-    """Replay ``n_symbols x bars_per_symbol`` bars as fast as possible; check the files."""
+def run(
+    n_symbols: int,
+    bars_per_symbol: int,
+    workdir: Path | None = None,
+    paper_fsync: str | None = None,
+) -> dict[str, Any]:
+    """Replay ``n_symbols x bars_per_symbol`` bars as fast as possible; check the files.
+
+    ``paper_fsync`` overrides ``ARGO_PERSISTENCE__PAPER_FSYNC`` (the engine default when None).
+    """
     root = workdir or Path(tempfile.mkdtemp(prefix="argo-bench-"))
     replay = replay_file(root / "data", n_symbols, bars_per_symbol)
     out = root / f"out-{time.time_ns()}"
@@ -26,6 +34,7 @@ def run(n_symbols: int, bars_per_symbol: int, workdir: Path | None = None) -> di
         None,
         session={"data_output": str(out), "symbols": symbols(n_symbols), "initial_capital": 1e9},
         feed={"kind": "replay", "replay_file": str(replay)},
+        persistence={"paper_fsync": paper_fsync} if paper_fsync else {},
     )
     t0 = time.perf_counter()
     run_session(settings, clock=LiveClock())
@@ -47,6 +56,7 @@ def run(n_symbols: int, bars_per_symbol: int, workdir: Path | None = None) -> di
         "trades_match_stats_ok": counts["trades"] == stats_trades,
     }
     return {
+        "paper_fsync": settings.persistence.paper_fsync,
         "bars": bars,
         "wall_s": round(wall, 3),
         "bars_per_s": round(bars / wall, 1),
@@ -61,8 +71,11 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench throughput")
     parser.add_argument("--symbols", type=int, default=10)
     parser.add_argument("--bars-per-symbol", type=int, default=100_000)
+    parser.add_argument(
+        "--paper-fsync", choices=["batched", "per_order"], help="default: the engine default"
+    )
     args = parser.parse_args(argv)
-    figures = run(args.symbols, args.bars_per_symbol)
+    figures = run(args.symbols, args.bars_per_symbol, paper_fsync=args.paper_fsync)
     rows = [(k, v) for k, v in figures.items() if k != "rows"]
     rows += [(f"rows.{k}", v) for k, v in figures["rows"].items()]
     report("throughput", rows, {**figures, "target_bars_per_s": 100_000})

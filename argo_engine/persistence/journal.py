@@ -60,22 +60,24 @@ def encode_rows(rows: Sequence[Sequence[object]]) -> bytes:
     return b"".join(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE) for row in rows)
 
 
-def encode_tagged_rows(rows: Sequence[Sequence[object]], tag: bytes) -> bytes:
-    """:func:`encode_rows` then :func:`tag_lines`, in one pass over the bytes.
+def encode_batch_line(rows: Sequence[Sequence[object]], tag: bytes) -> bytes:
+    """One journal line holding a batch of rows of one table: ``["<table>",[row],[row],...]``.
+
+    One orjson call and no scan of its output (cheaper per row than one line per row). A
+    batch is all or nothing on reading, which keeps every prefix of a journal a state its
+    writer went through; rows hold scalars only, so a batch line (arrays after the tag) is
+    told apart from a one-row line (scalars after the tag, :func:`tag_lines`).
 
     Args:
         rows: Rows of scalar values in schema column order.
         tag: The JSON-encoded tag followed by a comma, e.g. ``b'"orders",'``.
 
     Returns:
-        Tagged journal lines (empty for no rows).
+        The line, newline-terminated (empty for no rows).
     """
     if not rows:
         return b""
-    body = orjson.dumps(rows)[1:-1]
-    if body.count(_ROW_GAP) == len(rows) - 1:
-        return b"[" + tag + body[1:].replace(_ROW_GAP, b"]\n[" + tag) + b"\n"
-    return tag_lines(encode_rows(rows), tag)
+    return b"[" + tag + orjson.dumps(rows)[1:-1] + b"]\n"
 
 
 def tag_lines(data: bytes, tag: bytes) -> bytes:
@@ -125,7 +127,10 @@ def _valid(row: object, schema: TableSchema, key_idx: Sequence[int]) -> bool:
 def read_tagged_journal(
     path: Path, schemas: dict[str, TableSchema]
 ) -> tuple[dict[str, list[list[object]]], int, bool]:
-    """Read a shared journal (lines tagged with their table, see :func:`tag_lines`).
+    """Read a shared journal: lines tagged with their table.
+
+    A line holds a batch of rows (:func:`encode_batch_line`) or one row (:func:`tag_lines`,
+    what earlier versions wrote).
 
     Args:
         path: Journal file; a missing file reads as empty.
@@ -148,10 +153,20 @@ def read_tagged_journal(
     keys = {n: [s.column_names.index(k) for k in s.key] for n, s in schemas.items()}
 
     def take(line: object) -> bool:
-        if not isinstance(line, list) or not line or not isinstance(line[0], str):
+        if not isinstance(line, list) or len(line) < 2 or not isinstance(line[0], str):
             return False
         schema = schemas.get(line[0])
-        if schema is None or not _valid(line[1:], schema, keys[line[0]]):
+        if schema is None:
+            return False
+        key_idx = keys[line[0]]
+        if isinstance(line[1], list):
+            # A batch line (encode_batch_line): all its rows, or none.
+            batch = line[1:]
+            if not all(_valid(row, schema, key_idx) for row in batch):
+                return False
+            rows[line[0]].extend(batch)
+            return True
+        if not _valid(line[1:], schema, key_idx):
             return False
         rows[line[0]].append(line[1:])
         return True

@@ -83,8 +83,8 @@ from argo_engine.persistence.files import (
 )
 from argo_engine.persistence.journal import (
     Journal,
+    encode_batch_line,
     encode_rows,
-    encode_tagged_rows,
     read_journal,
     read_tagged_journal,
 )
@@ -302,7 +302,7 @@ class _Table:
         """Journal lines of ``rows`` (tagged when the journal is shared)."""
         if self.tag is None:
             return encode_rows(rows)
-        return encode_tagged_rows(rows, self.tag)
+        return encode_batch_line(rows, self.tag)
 
 
 @dataclass(slots=True)

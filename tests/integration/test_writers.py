@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import orjson
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -505,17 +506,16 @@ def test_buffered_orders_and_fills_reach_the_journal_in_append_order(
     # Buffered like bars: nothing is written before the next sync or flush.
     assert not journal.exists() or journal.stat().st_size == 0
     writers.sync()
-    tags = [line.split(b",", 1)[0] for line in journal.read_bytes().splitlines()]
+    lines = [orjson.loads(line) for line in journal.read_bytes().splitlines()]
     # Any prefix of the file is a moment the writer went through: a fill never precedes
-    # the bar it came after, nor an order its intent.
-    assert tags == [
-        b'["market_data"',
-        b'["market_data"',
-        b'["orders"',
-        b'["market_data"',
-        b'["trades"',
-        b'["orders"',
-        b'["market_data"',
+    # the bar it came after, nor an order its intent. (Each line is a batch of one table.)
+    assert [(line[0], len(line) - 1) for line in lines] == [
+        ("market_data", 2),
+        ("orders", 1),
+        ("market_data", 1),
+        ("trades", 1),
+        ("orders", 1),
+        ("market_data", 1),
     ]
     assert not writers.awaiting_fsync
     writers.close()

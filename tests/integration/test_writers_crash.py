@@ -346,9 +346,9 @@ def test_journal_lines_written_by_the_writer_are_orjson_arrays(
     writers.append_order(order("o1"))
     line = (folder / JOURNAL_DIR / DURABLE_JOURNAL).read_bytes()
     assert line.endswith(b"\n")
-    row = json.loads(line)
-    assert row[:2] == ["orders", "o1"]  # shared journal: the table, then the row
-    assert row[7] == EPOCH_US  # timestamps as integer microseconds since the epoch
+    tag, row = json.loads(line)  # shared journal: the table, then its rows
+    assert (tag, row[0]) == ("orders", "o1")
+    assert row[6] == EPOCH_US  # timestamps as integer microseconds since the epoch
     writers.close()
 
 
