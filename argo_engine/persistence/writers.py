@@ -456,7 +456,7 @@ class RunWriters:
         """
         if self._closed:
             raise RuntimeError(f"the writers of {self.folder} are closed")
-        when = bar.time
+        symbol, when, o, h, lo, c, v = bar
         if when is self._bar_time:
             t = self._bar_us  # the bars of one time (one per symbol) often share the object
         else:
@@ -466,12 +466,12 @@ class RunWriters:
                 raise DataError(f"bar time {when!r} must be timezone-aware (UTC)") from exc
             self._bar_time, self._bar_us = when, t
         table = self._md
-        last = self._bar_last.get(bar.symbol)
+        last = self._bar_last.get(symbol)
         if last is None or t > last:
-            self._bar_last[bar.symbol] = t
+            self._bar_last[symbol] = t
         else:
             table.replace = True
-        row = (t, *bar[:1], *bar[2:])  # (time, symbol, open, high, low, close, volume)
+        row = (t, symbol, o, h, lo, c, v)
         table.pending.append(row)
         table.unjournaled.append(row)
         table.changed = True
