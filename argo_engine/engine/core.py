@@ -315,7 +315,7 @@ class TradingEngine:
         self._stats_dirty = True
         if self.writers.background and self.writers.idle():
             # The flusher writes the new folder's first stats.yaml (and state) right away.
-            self._submit_interval_flush(self.writers, with_state=True)
+            self._submit_interval_flush(self.writers, with_state=True, full=False)
         else:
             self.write_stats()
         return folder
@@ -673,7 +673,9 @@ class TradingEngine:
         except TypeError as exc:
             raise StrategyError(f"strategy cache is not JSON-serializable: {exc}") from exc
 
-    def _submit_interval_flush(self, writers: RunWriters, *, with_state: bool) -> None:
+    def _submit_interval_flush(
+        self, writers: RunWriters, *, with_state: bool, full: bool = True
+    ) -> None:
         """Hand the periodic flush, engine state and stats.yaml to the background flusher.
 
         The state and the stats document are snapshotted here, on the engine thread; the
@@ -700,7 +702,7 @@ class TradingEngine:
                     self._accepted_dirty = True
                 write_stats_yaml(folder / STATS_FILE, document)
 
-        writers.submit(after_sync)
+        writers.submit(after_sync, full=full)
 
     def restore_state(self, state: Mapping[str, Any], day: date) -> None:
         """Restore a saved engine state; the stats roll to ``day`` if the state is older."""
@@ -938,8 +940,10 @@ class TradingEngine:
         if writers.background:
             # Nothing here waits for the disk: a flush still running is simply not joined, and
             # what is due goes with the next one.
-            if (stats_due or writers.flush_due(now)) and writers.idle():
-                self._submit_interval_flush(writers, with_state=stats_due)
+            flush_due = writers.flush_due(now)
+            if (stats_due or flush_due) and writers.idle():
+                # Between flush intervals only the journals, the state and stats.yaml.
+                self._submit_interval_flush(writers, with_state=stats_due, full=flush_due)
         else:
             if stats_due:
                 self._stats_dirty = True

@@ -113,6 +113,8 @@ _ONE_US = timedelta(microseconds=1)
 # Rows buffered in Python before they are pushed into DuckDB and the journal's OS buffer even
 # though no flush is due (e.g. a bulk load between two maybe_flush calls): bounds memory.
 _SPILL_ROWS = 50_000
+# Buffered bars that make a flush due before its interval (a fast replay within one date).
+_EARLY_FLUSH_ROWS = 20_000
 
 _ARROW_TYPES: dict[str, pa.DataType] = {
     "VARCHAR": pa.string(),
@@ -319,6 +321,8 @@ class _Flush:
     changed: list[_Table]
     generations: dict[str, int]
     after_sync: Callable[[], None] | None
+    # False: journals fsynced and after_sync only; the rows stay buffered for the next flush.
+    full: bool = True
 
 
 class RunWriters:
@@ -723,6 +727,8 @@ class RunWriters:
         Args:
             now: The clock's monotonic time, when the caller has just read it.
         """
+        if len(self._md.pending) >= _EARLY_FLUSH_ROWS:
+            return True  # hand many rows to the flusher before they must spill inline
         return (self._clock.monotonic() if now is None else now) >= self._next_flush_at
 
     def idle(self) -> bool:
@@ -751,7 +757,7 @@ class RunWriters:
         if running is not None:
             running.result()
 
-    def submit(self, after_sync: Callable[[], None] | None = None) -> None:
+    def submit(self, after_sync: Callable[[], None] | None = None, *, full: bool = True) -> None:
         """Start a periodic flush on the flusher thread (inline without ``background``).
 
         The rows appended so far are written to the journals here (cheap, no fsync); the
@@ -761,13 +767,16 @@ class RunWriters:
 
         Args:
             after_sync: Called once the journals are durable, on the flusher thread.
+            full: False to stop after ``after_sync`` (a stats.yaml update between flush
+                intervals): the rows stay buffered, and the next full flush loads them in one
+                batch.
 
         Raises:
             PersistenceError: If a journal cannot be written, or the previous flush failed.
         """
         self._check_open()
         self.wait()
-        job = self._take(force=False, after_sync=after_sync)
+        job = self._take(force=False, after_sync=after_sync, full=full)
         if not self.background:
             self._run(job)
             return
@@ -905,13 +914,17 @@ class RunWriters:
         self.wait()
         self._run(self._take(force=force, after_sync=None))
 
-    def _take(self, *, force: bool, after_sync: Callable[[], None] | None) -> _Flush:
+    def _take(
+        self, *, force: bool, after_sync: Callable[[], None] | None, full: bool = True
+    ) -> _Flush:
         """Engine thread: journal the buffered rows (no fsync) and take them for a flush."""
         now = self._clock.monotonic()
         loads: list[tuple[_Table, list[Row], bool]] = []
         changed: list[_Table] = []
         # Journal first: durability must not depend on the (slower, fallible) parquet write.
         self._journal_buffered()
+        if not full:
+            return _Flush(now, force, loads, changed, {}, after_sync, full=False)
         for table in self._tables.values():
             if table.pending:
                 loads.append((table, table.pending, table.replace))
@@ -930,6 +943,8 @@ class RunWriters:
             table.journal.sync()
         if job.after_sync is not None:
             job.after_sync()
+        if not job.full:
+            return  # buffered rows are in the journals only: nothing may be truncated
         for table, rows, replace in job.loads:
             self._load_rows(table, rows, replace)
         for table in job.changed:

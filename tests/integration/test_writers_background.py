@@ -17,6 +17,7 @@ from argo_engine.clock import FakeClock
 from argo_engine.domain.market import Bar
 from argo_engine.engine.callbacks import EngineCallbacks
 from argo_engine.errors import PersistenceError
+from argo_engine.persistence import writers as writers_module
 from argo_engine.persistence.schema import TABLES
 from argo_engine.persistence.writers import RunWriters
 from argo_engine.session import run_session
@@ -271,3 +272,49 @@ def test_a_date_closed_in_the_background_is_final_when_on_day_closed_fires(
         s[6] for s in seen
     ]
     assert summaries[1].cumulative["trade_result"]["number_of_trades"] == sum(s[6] for s in seen)
+
+
+def test_a_stats_only_flush_syncs_the_journal_and_leaves_the_rows_for_the_next_flush(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "run_1"
+    clock = FakeClock(T0)
+    writers = RunWriters(folder, clock=clock, flush_interval_s=1.0, background=True)
+    for i in range(3):
+        writers.append_bar(bar(i))
+    writers.append_order(order("o1"), durable=False)
+    synced: list[int] = []
+    writers.submit(lambda: synced.append(len(journaled(folder, "market_data"))), full=False)
+    writers.wait()
+    # The journal holds (and fsynced) every row before after_sync ran; nothing else moved.
+    assert synced == [3]
+    assert not writers.awaiting_fsync
+    assert [r[0] for r in journaled(folder, "orders")] == ["o1"]
+    assert parquet_rows(folder / "market_data.parquet") == []
+    assert writers.materializations == 5  # the five empty files of the new folder
+    # The next full flush loads and writes them, and only then empties the journal.
+    writers.append_bar(bar(3))
+    clock.advance(1.0)
+    assert writers.maybe_flush()
+    writers.wait()
+    assert len(parquet_rows(folder / "market_data.parquet")) == 4
+    assert [r[0] for r in parquet_rows(folder / "orders.parquet")] == ["o1"]
+    assert journaled(folder, "market_data") == []
+    writers.close()
+
+
+def test_many_buffered_bars_make_a_flush_due_before_its_interval(tmp_path: Path) -> None:
+    writers = RunWriters(
+        tmp_path / "run_1", clock=FakeClock(T0), flush_interval_s=3600.0, background=True
+    )
+    n = writers_module._EARLY_FLUSH_ROWS
+    for i in range(n - 1):
+        writers.append_bar(bar(i))
+    assert not writers.flush_due()
+    writers.append_bar(bar(n))
+    assert writers.flush_due()  # handed to the flusher before they would spill inline
+    assert writers.maybe_flush()
+    writers.wait()
+    assert not writers.flush_due()
+    assert writers.row_count("market_data") == n
+    writers.close()

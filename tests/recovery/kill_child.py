@@ -94,10 +94,10 @@ def main() -> None:
         files_module.atomic_write_with = dying_write  # type: ignore[assignment]
         submit = writers_module.RunWriters.submit
 
-        def submit_and_wait(self: Any, after_sync: Any = None) -> None:
+        def submit_and_wait(self: Any, after_sync: Any = None, **options: Any) -> None:
             # The flush still runs on the flusher thread; the engine waits at a bar boundary,
             # so a kill inside it never catches the engine between an order and its fill.
-            submit(self, after_sync)
+            submit(self, after_sync, **options)
             self.wait()
 
         writers_module.RunWriters.submit = submit_and_wait  # type: ignore[method-assign]
