@@ -31,9 +31,14 @@ Write path of a row (DESIGN.md "Folder layout"):
 Background flushing (``background=True``): :meth:`RunWriters.submit` takes the buffered rows
 and writes them to the journals on the engine thread (no fsync), then a single flusher thread
 fsyncs the journals, runs the caller's ``after_sync`` (the engine state and stats.yaml, which
-must never claim more than the journals hold), loads DuckDB and writes parquet. The engine
+must never claim more than the journals hold), loads DuckDB and writes parquet. A submit with
+``full=False`` (a stats.yaml update between flush intervals) stops after ``after_sync`` and
+leaves the rows buffered for the next full flush, which loads them in one batch. The engine
 thread touches DuckDB only after waiting for the flusher; journal lines written while a flush
 runs (an order's) make that flush skip the journal truncation, so they are never lost.
+:meth:`RunWriters.finalize_in_background` closes a folder the same way while the engine opens
+the next date; the DuckDB in-memory databases are pooled across writers (a connect costs
+~13 ms) and run one thread each, so the flusher leaves the other core to the engine.
 
 Reopening a folder (a retry) loads the parquet files, replays the journals over them (later rows
 win by key, so a crash between a parquet replace and the journal truncation duplicates
