@@ -29,6 +29,8 @@ class EngineContext:
         self._engine = engine
         self._history_bars = history_bars
         self._history: dict[str, deque[Bar]] = {}
+        # The same windows, for the engine's per-bar append (an attribute: no call).
+        self.windows = self._history
         self._cache: dict[str, Any] = {}
         self.current_bar: Bar | None = None
         self._flat: dict[tuple[str, PositionType], Position] = {}
