@@ -34,6 +34,8 @@ class EngineContext:
         self._cache: dict[str, Any] = {}
         self.current_bar: Bar | None = None
         self._flat: dict[tuple[str, PositionType], Position] = {}
+        self._positions: list[Position] | None = None
+        self._by_bucket: dict[tuple[str, PositionType], Position] = {}
 
     # -- orders --------------------------------------------------------------------------------
 
@@ -64,9 +66,14 @@ class EngineContext:
 
     def position(self, symbol: str, position_type: PositionType = PositionType.LONG) -> Position:
         """Position of one bucket; a flat Position when none is open."""
-        for pos in self._engine.broker.positions():
-            if pos.symbol == symbol and pos.position_type is position_type:
-                return pos
+        positions = self._engine.broker.positions()
+        if positions is not self._positions:
+            # The paper broker hands out the same list until a fill changes it.
+            self._positions = positions
+            self._by_bucket = {(p.symbol, p.position_type): p for p in positions}
+        held = self._by_bucket.get((symbol, position_type))
+        if held is not None:
+            return held
         flat = self._flat.get((symbol, position_type))
         if flat is None:
             # Immutable, so one per bucket serves every call (strategies ask on most bars).

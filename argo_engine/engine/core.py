@@ -865,7 +865,8 @@ class TradingEngine:
         if writers is None or stats is None or day is None:
             self._require_day()  # raises the explanatory error
             raise AssertionError  # pragma: no cover
-        if self._closing:
+        closing = self._closing
+        if closing and closing[0].finished:
             self._reap_closing(wait=False)
         symbol, when, o, h, lo, c, v = bar
         # validate_bar's fast path inline (the call costs ~1% of a replay); any doubt goes to
@@ -958,7 +959,7 @@ class TradingEngine:
         if writers.background:
             # Nothing here waits for the disk: a flush still running is simply not joined, and
             # what is due goes with the next one.
-            flush_due = writers.flush_due(now)
+            flush_due = now >= writers.next_flush_at
             if (stats_due or flush_due) and writers.idle():
                 # Between flush intervals only the journals, the state and stats.yaml.
                 self._submit_interval_flush(writers, with_state=stats_due, full=flush_due)

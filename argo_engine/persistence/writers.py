@@ -61,6 +61,7 @@ version (``pyarrow.parquet.ParquetFile`` on an open file, or DuckDB on
 from __future__ import annotations
 
 import errno
+import math
 import operator
 import os
 import threading
@@ -135,8 +136,8 @@ _FRESH = "_argo_fresh"
 class _ConnectionPool:
     """In-memory DuckDB databases kept for the next writer (a connect costs ~13 ms).
 
-    A session closes one date in the background while the next opens, so two are in use at
-    a time; released ones have their tables dropped, so they hold no data.
+    A session closes dates in the background while the next streams, so several are in use
+    at a time; an idle one keeps its last writer's tables until the next writer replaces them.
     """
 
     def __init__(self, keep: int) -> None:
@@ -152,13 +153,9 @@ class _ConnectionPool:
         # thread, and its batches are small.
         return duckdb.connect(config={"threads": 1})
 
-    def release(self, con: duckdb.DuckDBPyConnection, tables: list[str]) -> None:
-        try:
-            for name in tables:
-                con.execute(f"DROP TABLE IF EXISTS {name}")
-        except duckdb.Error:
-            con.close()  # not reusable; its memory goes with it
-            return
+    def release(self, con: duckdb.DuckDBPyConnection) -> None:
+        # Its tables stay until the next writer replaces them (CREATE OR REPLACE): at most
+        # ``keep`` dates of rows, and no work on the way out.
         with self._lock:
             if len(self._idle) < self._keep:
                 self._idle.append(con)
@@ -445,12 +442,14 @@ class RunWriters:
         except BaseException:
             self._close_resources()
             raise
-        self._next_flush_at = clock.monotonic() + flush_interval_s
+        # Monotonic time from which a flush is due (flush_due); public so that the engine can
+        # compare it on every bar without a call.
+        self.next_flush_at = clock.monotonic() + flush_interval_s
         # A new table's first parquet write waits one interval like every later one (the
         # journal holds its rows meanwhile): a date shorter than that (a fast replay) is
         # written once, when it closes.
         for table in self._tables.values():
-            table.next_at = self._next_flush_at
+            table.next_at = self.next_flush_at
 
     # -- appends -------------------------------------------------------------------------------
 
@@ -481,11 +480,15 @@ class RunWriters:
         else:
             table.replace = True
         row = (t, symbol, o, h, lo, c, v)
-        table.pending.append(row)
+        pending = table.pending
+        pending.append(row)
         table.unjournaled.append(row)
         table.changed = True
-        if len(table.pending) >= _SPILL_ROWS:
-            self._spill(table)
+        if len(pending) >= _EARLY_FLUSH_ROWS:
+            # Hand many rows to the flusher before they would have to spill inline.
+            self.next_flush_at = -math.inf
+            if len(pending) >= _SPILL_ROWS:
+                self._spill(table)
 
     def append_order(self, order: Order, *, durable: bool = True, sync: bool = True) -> None:
         """Record an order's latest state (one row per order_id); durable when this returns.
@@ -732,9 +735,7 @@ class RunWriters:
         Args:
             now: The clock's monotonic time, when the caller has just read it.
         """
-        if len(self._md.pending) >= _EARLY_FLUSH_ROWS:
-            return True  # hand many rows to the flusher before they must spill inline
-        return (self._clock.monotonic() if now is None else now) >= self._next_flush_at
+        return (self._clock.monotonic() if now is None else now) >= self.next_flush_at
 
     def idle(self) -> bool:
         """Whether no background flush is running; re-raises the error of a failed one.
@@ -908,7 +909,7 @@ class RunWriters:
         for table in self._tables.values():
             table.journal.close()
         con, self._con = self._con, _CLOSED
-        _connections.release(con, [t.name for t in self._tables.values()])
+        _connections.release(con)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -939,7 +940,7 @@ class RunWriters:
                 changed.append(table)
                 table.changed = False
         generations = {name: t.journal.generation for name, t in self._tables.items()}
-        self._next_flush_at = now + self._flush_interval
+        self.next_flush_at = now + self._flush_interval
         return _Flush(now, force, loads, changed, generations, after_sync)
 
     def _run(self, job: _Flush) -> None:
@@ -1069,15 +1070,17 @@ class RunWriters:
 
     def _note_file(self, table: _Table) -> None:
         """Remember that the file now holds exactly the DuckDB table."""
+        table.fresh = []
+        table.fresh_replace = False
+        table.unwritten = False
+        if self._closed:
+            return  # a final write (finalize_in_background): nothing will append to it
         ((rows,),) = self._con.execute(f"SELECT count(*) FROM {table.name}").fetchall()
         last = self._con.execute(
             f"SELECT {table.order_sql} FROM {table.name} ORDER BY {table.desc_sql} LIMIT 1"
         ).fetchall()
         table.file_rows = int(rows)
         table.file_last = tuple(last[0]) if last else None
-        table.fresh = []
-        table.fresh_replace = False
-        table.unwritten = False
 
     def _append_parquet(self, table: _Table) -> bool:
         """Write the new version of the file so that the previous one is a byte prefix of it.

@@ -58,7 +58,8 @@ class RsiStrategy(Strategy):
 
     def on_bar(self, bar: Bar, ctx: StrategyContext) -> None:
         """Trade on RSI thresholds."""
-        value = self._indicator(bar.symbol).update(bar.close)
+        rsi = self._rsi.get(bar.symbol) or self._indicator(bar.symbol)
+        value = rsi.update(bar.close)
         if value is None:
             return
         cfg = self.config
