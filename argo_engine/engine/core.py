@@ -315,9 +315,13 @@ class TradingEngine:
                 fields={"path": str(path)},
             )
         self._stats_dirty = True
-        if self.writers.background and self.writers.idle():
-            # The flusher writes the new folder's first stats.yaml (and state) right away.
-            self._submit_interval_flush(self.writers, with_state=True, full=False)
+        if self.writers.background:
+            if self.writers.idle():
+                # The flusher writes the folder's first stats.yaml (and state) right away.
+                self._submit_interval_flush(self.writers, with_state=True, full=False)
+            # Otherwise the flusher is creating the new folder's files: the first bar that
+            # finds it idle hands stats.yaml over (it is due: dirty, no minimum spacing yet).
+            self._stats_earliest = 0.0
         else:
             self.write_stats()
         return folder

@@ -55,7 +55,11 @@ def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None
 
 
 def atomic_write_with(
-    path: Path, writer: Callable[[Path], object], *, durable: bool = True
+    path: Path,
+    writer: Callable[[Path], object],
+    *,
+    durable: bool = True,
+    sync_folder: bool = True,
 ) -> None:
     """Let ``writer`` produce a temp file, then fsync it and ``os.replace`` it onto ``path``.
 
@@ -63,6 +67,8 @@ def atomic_write_with(
         path: Final file path.
         writer: Called with the temp path; must create the complete file there.
         durable: fsync the file before and the folder after the rename.
+        sync_folder: False to leave the folder's fsync to the caller (one for several
+            renames); the file itself is still fsynced before its rename.
 
     Raises:
         PersistenceError: On disk full, permission or other OS errors.
@@ -77,7 +83,7 @@ def atomic_write_with(
             finally:
                 os.close(fd)
         os.replace(tmp, path)
-        if durable:
+        if durable and sync_folder:
             fsync_dir(path.parent)
     except OSError as exc:
         with contextlib.suppress(OSError):

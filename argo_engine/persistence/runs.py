@@ -108,7 +108,9 @@ class RunInfo:
 
 def write_run_yaml(folder: Path, info: RunInfo) -> None:
     """Write ``run.yaml`` atomically."""
-    data = yaml.safe_dump(info.to_yaml_dict(), sort_keys=False).encode()
+    # libyaml's emitter when available: a session writes one per date.
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    data = yaml.dump(info.to_yaml_dict(), Dumper=dumper, sort_keys=False).encode()
     atomic_write_bytes(folder / RUN_FILE, data)
 
 

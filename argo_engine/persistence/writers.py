@@ -81,7 +81,6 @@ from argo_engine.clock import Clock
 from argo_engine.domain import Bar, Fill, LogEntry, Mark, Order
 from argo_engine.errors import ConfigurationError, DataError
 from argo_engine.persistence.files import (
-    atomic_write_bytes,
     atomic_write_with,
     fsync_dir,
     move_aside,
@@ -163,7 +162,8 @@ class _ConnectionPool:
         con.close()
 
 
-_connections = _ConnectionPool(keep=2)
+# The dates closing in the background (engine._MAX_CLOSING) plus the open one, and a spare.
+_connections = _ConnectionPool(keep=6)
 
 
 class _ClosedConnection:
@@ -334,8 +334,9 @@ class RunWriters:
     flush (journal fsyncs, loading into DuckDB, parquet writes) runs on one flusher thread
     while the engine goes on; orders and fills stay durable before their append returns, and
     every other call waits for the flusher first. All five parquet files exist from
-    construction on and are always complete (written to a temp file, fsynced and atomically
-    renamed), so readers may poll them at any time.
+    construction on (with ``background=True`` in a new folder: from the flusher's first job,
+    which the constructor starts and :meth:`wait` waits for) and are always complete (written
+    to a temp file, fsynced and atomically renamed), so readers may poll them at any time.
 
     Args:
         folder: The run folder (``{date}/run_N``); created if missing.
@@ -398,8 +399,14 @@ class RunWriters:
         self._journal_dir = folder / JOURNAL_DIR
         try:
             folder.mkdir(parents=True, exist_ok=True)
+            # A new folder (nothing of ours in it yet) has nothing to recover: with a
+            # flusher, its empty files are created there, while the engine streams.
+            fresh = background and not any((folder / t.file_name).exists() for t in TABLES.values())
+            if fresh and self._journal_dir.exists():
+                fresh = not any(self._journal_dir.iterdir())
             self._journal_dir.mkdir(exist_ok=True)
-            fsync_dir(folder)
+            if not fresh:
+                fsync_dir(folder)
         except OSError as exc:
             raise persistence_error(exc, folder) from exc
         # Market data first: every flush makes bars durable before the marks, logs, orders and
@@ -438,7 +445,10 @@ class RunWriters:
             for table in self._tables.values():
                 columns = ", ".join(f"{_quote(c)} {t}" for c, t in table.schema.columns)
                 self._con.execute(f"CREATE OR REPLACE TABLE {table.name} ({columns})")
-            self._recover()
+            if fresh:
+                self._start(self._create_empty_files)
+            else:
+                self._recover()
         except BaseException:
             self._close_resources()
             raise
@@ -781,17 +791,37 @@ class RunWriters:
             PersistenceError: If a journal cannot be written, or the previous flush failed.
         """
         self._check_open()
+        # Waiting here (not behind it on the flusher) reports a failed flush before any rows
+        # are taken, so a failure never strands taken rows.
         self.wait()
         job = self._take(force=False, after_sync=after_sync, full=full)
         if not self.background:
             self._run(job)
             return
+        self._start(self._run, job)
+
+    def _start(self, work: Callable[..., None], *args: object) -> None:
+        """Run ``work`` on the flusher thread (no job may be pending)."""
+        assert self._pending_flush is None
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="argo-flush")
         self._flush_finished = False
-        self._pending_flush = self._executor.submit(self._run, job)
+        self._pending_flush = self._executor.submit(work, *args)
         # A plain flag for idle(), which the engine calls on every bar: Future.done() locks.
         self._pending_flush.add_done_callback(self._flush_done)
+
+    def _create_empty_files(self) -> None:
+        """Flusher: the five empty files of a new folder (its first job).
+
+        Each is written to a temp file and fsynced before its rename, as every version of a
+        file is; the folder is fsynced once for all five renames.
+        """
+        for table in self._tables.values():
+            self._write_empty(table, sync_folder=False)
+        try:
+            fsync_dir(self.folder)
+        except OSError as exc:
+            raise persistence_error(exc, self.folder) from exc
 
     def sync(self) -> None:
         """Make every appended row durable in the journal now (no parquet write).
@@ -1044,7 +1074,7 @@ class RunWriters:
         self._note_file(table)
         table.footer = None
 
-    def _write_empty(self, table: _Table) -> None:
+    def _write_empty(self, table: _Table, *, sync_folder: bool = True) -> None:
         """Create the file of an empty table (a new folder: the common case of every open).
 
         The bytes are what :meth:`_write_parquet` writes for an empty table, encoded once per
@@ -1059,7 +1089,7 @@ class RunWriters:
                 raise persistence_error(exc, table.path) from exc
             _EMPTY_FILES[table.schema.name] = data
             return
-        atomic_write_bytes(table.path, data)
+        atomic_write_with(table.path, lambda tmp: tmp.write_bytes(data), sync_folder=sync_folder)
         self.materializations += 1
         table.file_rows = 0
         table.file_last = None

@@ -94,6 +94,7 @@ def test_a_failed_background_flush_is_reported_by_the_next_call(tmp_path: Path) 
     folder = tmp_path / "run_1"
     clock = FakeClock(T0)
     writers = RunWriters(folder, clock=clock, background=True)
+    writers.wait()  # the flusher creates a new folder's files
     target = folder / "orders.parquet"
     target.unlink()
     target.mkdir()  # os.replace cannot put a file over a directory
@@ -196,6 +197,7 @@ def test_finalize_in_background_makes_the_folder_final_while_the_caller_goes_on(
 def test_a_failed_background_finalize_leaves_the_journal_for_recovery(tmp_path: Path) -> None:
     folder = tmp_path / "run_1"
     writers = RunWriters(folder, clock=FakeClock(T0), background=True)
+    writers.wait()  # the flusher creates a new folder's files
     writers.append_bar(bar(0))
     writers.append_order(order("o1"))
     target = folder / "orders.parquet"
@@ -307,6 +309,7 @@ def test_many_buffered_bars_make_a_flush_due_before_its_interval(tmp_path: Path)
     writers = RunWriters(
         tmp_path / "run_1", clock=FakeClock(T0), flush_interval_s=3600.0, background=True
     )
+    writers.wait()  # the flusher creates a new folder's files
     n = writers_module._EARLY_FLUSH_ROWS
     for i in range(n - 1):
         writers.append_bar(bar(i))
@@ -318,3 +321,22 @@ def test_many_buffered_bars_make_a_flush_due_before_its_interval(tmp_path: Path)
     assert not writers.flush_due()
     assert writers.row_count("market_data") == n
     writers.close()
+
+
+def test_a_new_folder_gets_its_files_from_the_flusher_and_a_reopen_recovers_inline(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "run_1"
+    writers = RunWriters(folder, clock=FakeClock(T0), background=True)
+    writers.append_bar(bar(0))  # appends need not wait for the files
+    writers.wait()
+    for table in TABLES.values():
+        assert parquet_rows(folder / table.file_name) == []  # complete, readable, empty
+    assert not writers.restored
+    writers.close()
+    again = RunWriters(folder, clock=FakeClock(T0), background=True)
+    # Not new (its files and rows exist): opened and recovered before the constructor returns.
+    assert again.restored
+    assert again.idle()
+    assert len(parquet_rows(folder / "market_data.parquet")) == 1
+    again.close()
