@@ -136,7 +136,7 @@ class _ConnectionPool:
     """In-memory DuckDB databases kept for the next writer (a connect costs ~13 ms).
 
     A session closes dates in the background while the next streams, so several are in use
-    at a time; an idle one keeps its last writer's tables until the next writer replaces them.
+    at a time; released ones have their tables dropped, so they hold no data.
     """
 
     def __init__(self, keep: int) -> None:
@@ -152,9 +152,14 @@ class _ConnectionPool:
         # thread, and its batches are small.
         return duckdb.connect(config={"threads": 1})
 
-    def release(self, con: duckdb.DuckDBPyConnection) -> None:
-        # Its tables stay until the next writer replaces them (CREATE OR REPLACE): at most
-        # ``keep`` dates of rows, and no work on the way out.
+    def release(self, con: duckdb.DuckDBPyConnection, tables: list[str]) -> None:
+        try:
+            for name in tables:
+                # An idle database holds no rows (memory), and nothing a next writer reads.
+                con.execute(f"DROP TABLE IF EXISTS {name}")
+        except duckdb.Error:
+            con.close()  # not reusable; its memory goes with it
+            return
         with self._lock:
             if len(self._idle) < self._keep:
                 self._idle.append(con)
@@ -939,7 +944,7 @@ class RunWriters:
         for table in self._tables.values():
             table.journal.close()
         con, self._con = self._con, _CLOSED
-        _connections.release(con)
+        _connections.release(con, [t.name for t in self._tables.values()])
 
     def _check_open(self) -> None:
         if self._closed:
