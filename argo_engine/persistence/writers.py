@@ -986,10 +986,26 @@ class RunWriters:
             job.after_sync()
         if not job.full:
             return  # buffered rows are in the journals only: nothing may be truncated
+        # The final flush of a writer closing in the background: a table that holds nothing
+        # yet (a date shorter than a flush interval) is written straight from its rows,
+        # without loading them into DuckDB first.
+        final = self._closed and job.force
+        direct: set[int] = set()
         for table, rows, replace in job.loads:
-            self._load_rows(table, rows, replace)
+            if (
+                final
+                and not replace
+                and table.file_rows == 0
+                and not table.fresh
+                and not table.unwritten
+            ):
+                self._write_rows_parquet(table, rows)
+                direct.add(id(table))
+            else:
+                self._load_rows(table, rows, replace)
         for table in job.changed:
-            table.unwritten = True
+            if id(table) not in direct:
+                table.unwritten = True
         for table in self._tables.values():
             if table.unwritten and (job.force or job.now >= table.next_at):
                 self._materialize(table, job.now)
@@ -1102,6 +1118,29 @@ class RunWriters:
         table.fresh_replace = False
         table.unwritten = False
         table.footer = None
+
+    def _write_rows_parquet(self, table: _Table, rows: list[Row]) -> None:
+        """Write the file from ``rows`` alone: new keys, and all the table holds (sorted)."""
+        batch = pa.Table.from_struct_array(pa.array(rows, type=table.arrow_type))
+        self._con.register(_BATCH, batch)
+        try:
+
+            def produce(tmp: Path) -> None:
+                target = str(tmp).replace("'", "''")
+                try:
+                    self._con.execute(
+                        f"COPY (SELECT {table.export_sql} FROM {_BATCH} "
+                        f"ORDER BY {table.order_sql}) "
+                        f"TO '{target}' (FORMAT PARQUET)"
+                    )
+                except duckdb.IOException as exc:
+                    raise _os_error(exc, tmp) from exc
+
+            atomic_write_with(table.path, produce)
+        finally:
+            self._con.unregister(_BATCH)
+        self.materializations += 1
+        table.unwritten = False
 
     def _note_file(self, table: _Table) -> None:
         """Remember that the file now holds exactly the DuckDB table."""

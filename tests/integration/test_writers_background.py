@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -22,7 +23,16 @@ from argo_engine.persistence.schema import TABLES
 from argo_engine.persistence.writers import RunWriters
 from argo_engine.session import run_session
 from tests.engine.helpers import session_rows, utc, wave_bars, write_replay
-from tests.integration.test_writers import T0, bar, journaled, order, parquet_rows
+from tests.integration.test_writers import (
+    T0,
+    bar,
+    fill,
+    journaled,
+    log,
+    mark,
+    order,
+    parquet_rows,
+)
 
 
 class PausedFlush:
@@ -159,6 +169,13 @@ def test_background_and_inline_flushing_write_the_same_files(tmp_path: Path) -> 
     background = _session(tmp_path, replay, background=True)
     for table in TABLES:
         assert session_rows(background, table) == session_rows(inline, table), table
+        # Same parquet schema whichever way a file was written (DuckDB table, rows, append).
+        schemas = {
+            str(pq.read_schema(path))
+            for out in (inline, background)
+            for path in out.glob(f"*/run_*/{TABLES[table].file_name}")
+        }
+        assert len(schemas) == 1, (table, schemas)
     assert len(session_rows(background, "market_data")) == len(bars)
     assert len(session_rows(background, "trades")) > 10
     assert _stats(background) == _stats(inline)
@@ -340,3 +357,31 @@ def test_a_new_folder_gets_its_files_from_the_flusher_and_a_reopen_recovers_inli
     assert again.idle()
     assert len(parquet_rows(folder / "market_data.parquet")) == 1
     again.close()
+
+
+def test_a_short_date_closed_in_the_background_writes_the_same_files_as_a_closed_one(
+    tmp_path: Path,
+) -> None:
+    def fill_up(writers: RunWriters) -> None:
+        for i in range(30):
+            writers.append_bar(bar(i, "ETHUSDT"))
+            writers.append_bar(bar(i))
+        writers.append_order(order("o2"), durable=False)
+        writers.append_order(order("o1", minute=3), durable=False)
+        writers.append_fill(fill("t1", minute=3, pnl=-1.5), durable=False)
+        writers.append_mark(mark(writers, "buy"))
+        writers.append_log(log(writers, "hello", {"k": "v"}))
+
+    closed = RunWriters(tmp_path / "a" / "run_1", clock=FakeClock(T0), background=False)
+    fill_up(closed)
+    closed.close()
+    # Never flushed before its close: every table is written straight from its rows.
+    bg = RunWriters(tmp_path / "b" / "run_1", clock=FakeClock(T0), background=True)
+    fill_up(bg)
+    bg.finalize_in_background().result(timeout=60)
+    for table in TABLES.values():
+        a = tmp_path / "a" / "run_1" / table.file_name
+        b = tmp_path / "b" / "run_1" / table.file_name
+        assert parquet_rows(b) == parquet_rows(a), table.name
+        assert pq.read_schema(b) == pq.read_schema(a), table.name
+    assert len(parquet_rows(tmp_path / "b" / "run_1" / "market_data.parquet")) == 60
