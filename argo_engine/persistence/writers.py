@@ -401,6 +401,8 @@ class RunWriters:
         self._executor: ThreadPoolExecutor | None = None
         self._pending_flush: Future[None] | None = None
         self._flush_finished = True
+        # Set by the last job of finalize_in_background when it starts (see _run).
+        self._final = False
         self._journal_dir = folder / JOURNAL_DIR
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -897,6 +899,9 @@ class RunWriters:
             try:
                 if previous is not None:
                     previous.result()
+                # Only now (not when queued): a flush still running before this one must
+                # keep its bookkeeping, which decides how this job writes each table.
+                self._final = True
                 self._run(job)
                 self._remove_journals()
                 if after_final is not None:
@@ -989,7 +994,7 @@ class RunWriters:
         # The final flush of a writer closing in the background: a table that holds nothing
         # yet (a date shorter than a flush interval) is written straight from its rows,
         # without loading them into DuckDB first.
-        final = self._closed and job.force
+        final = self._final
         direct: set[int] = set()
         for table, rows, replace in job.loads:
             if (
@@ -1147,8 +1152,8 @@ class RunWriters:
         table.fresh = []
         table.fresh_replace = False
         table.unwritten = False
-        if self._closed:
-            return  # a final write (finalize_in_background): nothing will append to it
+        if self._final:
+            return  # the final job of finalize_in_background: nothing will append to it
         ((rows,),) = self._con.execute(f"SELECT count(*) FROM {table.name}").fetchall()
         last = self._con.execute(
             f"SELECT {table.order_sql} FROM {table.name} ORDER BY {table.desc_sql} LIMIT 1"

@@ -385,3 +385,20 @@ def test_a_short_date_closed_in_the_background_writes_the_same_files_as_a_closed
         assert parquet_rows(b) == parquet_rows(a), table.name
         assert pq.read_schema(b) == pq.read_schema(a), table.name
     assert len(parquet_rows(tmp_path / "b" / "run_1" / "market_data.parquet")) == 60
+
+
+def test_finalize_queued_behind_a_running_flush_keeps_the_rows_that_flush_wrote(
+    tmp_path: Path,
+) -> None:
+    # The running flush writes the first 10 bars to parquet; the final job queued behind it
+    # must append the rest to them, not write a file of the rest alone.
+    writers, _, pause = paused_flush(tmp_path, 10)
+    folder = writers.folder
+    for i in range(10, 15):
+        writers.append_bar(bar(i))
+    done = writers.finalize_in_background()
+    pause.release.set()
+    done.result(timeout=60)
+    assert [r[0] for r in parquet_rows(folder / "market_data.parquet")] == [
+        bar(i).time.replace(tzinfo=None) for i in range(15)
+    ]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 from typing import Any
 
 from argo_engine.clock import LiveClock
@@ -80,10 +81,15 @@ def main() -> None:
 
     if mode in ("flush", "bgflush"):
         original = writers_module.atomic_write_with
+        # Writes run on several threads (the engine, a date's flusher, a closing date's
+        # flusher): the count must be taken under a lock, or two writes could step past n.
+        count_lock = threading.Lock()
 
         def dying_write(path: Any, writer: Any, **options: Any) -> None:
-            counter["writes"] += 1
-            if counter["writes"] == n:
+            with count_lock:
+                counter["writes"] += 1
+                hit = counter["writes"] == n
+            if hit:
                 writer(temp_path(path))  # a complete temp file that never gets renamed
                 die()
             original(path, writer, **options)
