@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from argo_engine.clock import FakeClock
+from argo_engine.domain import OrderStatus
 from argo_engine.domain.market import Bar
 from argo_engine.engine.callbacks import EngineCallbacks
 from argo_engine.errors import PersistenceError
@@ -368,6 +369,9 @@ def test_a_short_date_closed_in_the_background_writes_the_same_files_as_a_closed
             writers.append_bar(bar(i))
         writers.append_order(order("o2"), durable=False)
         writers.append_order(order("o1", minute=3), durable=False)
+        writers.append_order(order("o3", minute=1), durable=False)
+        # o2's later status replaces its first row, in place (o2 sorts before o3 and o1).
+        writers.append_order(order("o2", OrderStatus.CANCELLED), durable=False)
         writers.append_fill(fill("t1", minute=3, pnl=-1.5), durable=False)
         writers.append_mark(mark(writers, "buy"))
         writers.append_log(log(writers, "hello", {"k": "v"}))
@@ -385,6 +389,8 @@ def test_a_short_date_closed_in_the_background_writes_the_same_files_as_a_closed
         assert parquet_rows(b) == parquet_rows(a), table.name
         assert pq.read_schema(b) == pq.read_schema(a), table.name
     assert len(parquet_rows(tmp_path / "b" / "run_1" / "market_data.parquet")) == 60
+    statuses = [(r[0], r[7]) for r in parquet_rows(tmp_path / "b" / "run_1" / "orders.parquet")]
+    assert statuses == [("o2", "CANCELLED"), ("o3", "PENDING"), ("o1", "PENDING")]
 
 
 def test_finalize_queued_behind_a_running_flush_keeps_the_rows_that_flush_wrote(
