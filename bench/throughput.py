@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -36,9 +37,13 @@ def run(
         feed={"kind": "replay", "replay_file": str(replay)},
         persistence={"paper_fsync": paper_fsync} if paper_fsync else {},
     )
-    t0 = time.perf_counter()
+    cpu0, engine0, t0 = os.times(), time.thread_time(), time.perf_counter()
     run_session(settings, clock=LiveClock())
     wall = time.perf_counter() - t0
+    engine_cpu = time.thread_time() - engine0
+    cpu1 = os.times()
+    # CPU of every thread (engine, flushers, DuckDB): what one core would have to do alone.
+    cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
     bars = n_symbols * bars_per_symbol
     con = duckdb.connect()
     counts = {}
@@ -60,6 +65,9 @@ def run(
         "bars": bars,
         "wall_s": round(wall, 3),
         "bars_per_s": round(bars / wall, 1),
+        "cpu_s": round(cpu, 3),
+        "engine_thread_cpu_s": round(engine_cpu, 3),
+        "bars_per_cpu_s": round(bars / cpu, 1),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "rows": counts,
         **checks,

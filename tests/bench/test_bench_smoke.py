@@ -38,6 +38,8 @@ def test_benchmark_prints_figures(name: str) -> None:
         assert figures["trades_match_stats_ok"] is True
         assert figures["rows"]["market_data"] == 1000
         assert figures["bars_per_s"] > 0
+        # Every thread's CPU counts towards "one core"; the engine thread's is part of it.
+        assert 0 < figures["engine_thread_cpu_s"] <= figures["cpu_s"]
     elif name == "persist_scaling":
         assert len(figures["ours_bar_us"]) == 2
         assert all(v > 0 for v in figures["argo_bar_us"])
