@@ -552,6 +552,10 @@ class TradingEngine:
         start_close: Callable[[], None] | None = None
         if writers.background:
             start_close = self._close_in_background()
+            # Every state saved from now on (the next date's first, within milliseconds)
+            # counts this date's rows, so they must be durable before it, not only when this
+            # date's close reaches its fsync (queued behind a flush that may still run).
+            writers.sync()
         else:
             self.close_day()
             writers.close()
@@ -613,16 +617,25 @@ class TradingEngine:
         Raises:
             PersistenceError: If a background close failed (its journals stay for recovery).
         """
+        failed: BaseException | None = None
         while self._closing and (limit is None or limit > 0):
             if limit is not None:
                 limit -= 1
             closing = self._closing[0]
             if not wait and not closing.finished:
-                return
+                break
             del self._closing[0]
-            closing.done.result()
+            try:
+                closing.done.result()
+            except BaseException as exc:
+                # The dates closing after it are still waited for and reported; the first
+                # failure is raised once they are.
+                failed = failed or exc
+                continue
             self.closed_days.append(closing.day)
             self._fire("on_day_closed", closing.day.date, closing.day.daily)
+        if failed is not None:
+            raise failed
 
     def _require_day(self) -> tuple[RunWriters, StatsTracker, date]:
         if self.writers is None or self.stats is None or self.day is None:
@@ -1178,14 +1191,22 @@ class TradingEngine:
         self._stats_earliest = now + self.settings.persistence.stats_min_interval_s
 
     def flush(self) -> None:
-        """Make everything durable and visible: parquet files, stats.yaml, engine state."""
-        self._reap_closing(wait=True)
-        if self.writers is None:
-            return
-        self.writers.flush()
-        self.save_state()
-        self._stats_dirty = True
-        self.write_stats()
+        """Make everything durable and visible: parquet files, stats.yaml, engine state.
+
+        Raises:
+            PersistenceError: If a file cannot be written, or a date closing in the
+                background failed (the open date is flushed first).
+        """
+        try:
+            self._reap_closing(wait=True)
+        finally:
+            # A failed close (its journals stay for recovery) must not keep the open date's
+            # buffered rows from reaching the disk.
+            if self.writers is not None:
+                self.writers.flush()
+                self.save_state()
+                self._stats_dirty = True
+                self.write_stats()
 
     def stop(self, error: BaseException | None = None) -> None:
         """Stop: flush, final stats.yaml, status ``stopped``, on_engine_stop. Idempotent."""

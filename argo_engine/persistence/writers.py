@@ -427,6 +427,8 @@ class RunWriters:
         self._flush_finished = True
         # Set by the last job of finalize_in_background when it starts (see _run).
         self._final = False
+        # Rows a failed flush took but could not load (see _load_taken).
+        self._stranded: list[tuple[_Table, list[Row], bool]] = []
         self._journal_dir = folder / JOURNAL_DIR
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -791,8 +793,11 @@ class RunWriters:
         self.wait()
         return True
 
-    def _flush_done(self, _: Future[None]) -> None:
-        self._flush_finished = True
+    def _flush_done(self, future: Future[None]) -> None:
+        # A future's callbacks may run after wait() has returned its result and the next
+        # flush has started: only the running flush's own callback may mark it finished.
+        if future is self._pending_flush:
+            self._flush_finished = True
 
     def wait(self) -> None:
         """Block until the background flush (if any) has finished.
@@ -802,7 +807,11 @@ class RunWriters:
         """
         running, self._pending_flush = self._pending_flush, None
         if running is not None:
-            running.result()
+            try:
+                running.result()
+            except BaseException:
+                self._restore_stranded()
+                raise
 
     def submit(self, after_sync: Callable[[], None] | None = None, *, full: bool = True) -> None:
         """Start a periodic flush on the flusher thread (inline without ``background``).
@@ -823,11 +832,15 @@ class RunWriters:
         """
         self._check_open()
         # Waiting here (not behind it on the flusher) reports a failed flush before any rows
-        # are taken, so a failure never strands taken rows.
+        # are taken, and gives the rows it took but could not load back to the buffers first.
         self.wait()
         job = self._take(force=False, after_sync=after_sync, full=full)
         if not self.background:
-            self._run(job)
+            try:
+                self._run(job)
+            except BaseException:
+                self._restore_stranded()
+                raise
             return
         self._start(self._run, job)
 
@@ -982,7 +995,11 @@ class RunWriters:
     def _flush(self, *, force: bool) -> None:
         self._check_open()
         self.wait()
-        self._run(self._take(force=force, after_sync=None))
+        try:
+            self._run(self._take(force=force, after_sync=None))
+        except BaseException:
+            self._restore_stranded()
+            raise
 
     def _take(
         self, *, force: bool, after_sync: Callable[[], None] | None, full: bool = True
@@ -1008,30 +1025,19 @@ class RunWriters:
         return _Flush(now, force, loads, changed, generations, after_sync)
 
     def _run(self, job: _Flush) -> None:
-        """Flusher thread (or inline): fsync, then DuckDB, then parquet."""
+        """Flusher thread (or inline): DuckDB, fsync, ``after_sync``, then parquet."""
+        # The taken rows enter DuckDB first: from then on their tables are ``unwritten``, so
+        # when the fsync or after_sync (engine state, stats.yaml) fails, the next flush still
+        # writes them to parquet, and no journal is emptied before it has.
+        direct = self._load_taken(job)
         for table in self._tables.values():
             table.journal.sync()
         if job.after_sync is not None:
             job.after_sync()
         if not job.full:
             return  # buffered rows are in the journals only: nothing may be truncated
-        # The final flush of a writer closing in the background: a table that holds nothing
-        # yet (a date shorter than a flush interval) is written straight from its rows,
-        # without loading them into DuckDB first. Its rows can only repeat keys among
-        # themselves (an order's later status), and the later row wins, as in _load_rows.
-        final = self._final
-        direct: set[int] = set()
-        for table, rows, replace in job.loads:
-            if final and table.file_rows == 0 and not table.fresh and not table.unwritten:
-                if replace:
-                    rows = list({table.key_of(r): r for r in rows}.values())
-                self._write_rows_parquet(table, rows)
-                direct.add(id(table))
-            else:
-                self._load_rows(table, rows, replace)
-        for table in job.changed:
-            if id(table) not in direct:
-                table.unwritten = True
+        for table, rows in direct:
+            self._write_rows_parquet(table, rows)
         for table in self._tables.values():
             if table.unwritten and (job.force or job.now >= table.next_at):
                 self._materialize(table, job.now)
@@ -1048,6 +1054,46 @@ class RunWriters:
             if not any(t.unwritten for t in sharing):
                 journal.truncate_if_unchanged(job.generations[name])
 
+    def _load_taken(self, job: _Flush) -> list[tuple[_Table, list[Row]]]:
+        """Put the rows a flush took into DuckDB; return those to write straight to files.
+
+        The final flush of a writer closing in the background writes a table that holds
+        nothing yet (a date shorter than a flush interval) straight from its rows, without
+        loading them into DuckDB first. Its rows can only repeat keys among themselves (an
+        order's later status), and the later row wins, as in _load_rows. The writer is closed
+        by then: if that write fails, its journals stay for recovery.
+        """
+        final = self._final
+        direct: list[tuple[_Table, list[Row]]] = []
+        for i, (table, rows, replace) in enumerate(job.loads):
+            if final and table.file_rows == 0 and not table.fresh and not table.unwritten:
+                if replace:
+                    rows = list({table.key_of(r): r for r in rows}.values())
+                direct.append((table, rows))
+                continue
+            try:
+                self._load_rows(table, rows, replace)
+            except BaseException:
+                # These rows are neither buffered nor in DuckDB any more: they go back to the
+                # engine thread (see _restore_stranded), or a later flush would empty the
+                # journal, their only copy, without them.
+                self._stranded = job.loads[i:]
+                raise
+        written = {id(table) for table, _ in direct}
+        for table in job.changed:
+            if id(table) not in written:
+                table.unwritten = True
+        return direct
+
+    def _restore_stranded(self) -> None:
+        """Engine thread, flush failed: buffer again the rows it took but did not load."""
+        stranded, self._stranded = self._stranded, []
+        for table, rows, _ in stranded:
+            # Before what was appended since; a part may have reached DuckDB: by key, once.
+            table.pending = rows + table.pending
+            table.replace = True
+            table.changed = True
+
     def _spill(self, table: _Table) -> None:
         # Engine thread, between flushes: bound the rows held in Python.
         self.wait()
@@ -1062,7 +1108,12 @@ class RunWriters:
         if table.changed:
             table.changed = False
             table.unwritten = True
-        self._load_rows(table, rows, replace)
+        try:
+            self._load_rows(table, rows, replace)
+        except BaseException:
+            self._stranded = [(table, rows, replace)]
+            self._restore_stranded()
+            raise
 
     def _load_rows(self, table: _Table, rows: list[Row], replace: bool) -> None:
         """Insert ``rows`` into the DuckDB table in one batch (later rows win by key)."""

@@ -21,6 +21,7 @@ from argo_engine.engine.callbacks import EngineCallbacks
 from argo_engine.errors import PersistenceError
 from argo_engine.persistence import writers as writers_module
 from argo_engine.persistence.schema import TABLES
+from argo_engine.persistence.stats_yaml import write_stats_yaml
 from argo_engine.persistence.writers import RunWriters
 from argo_engine.session import run_session
 from tests.engine.helpers import session_rows, utc, wave_bars, write_replay
@@ -408,3 +409,67 @@ def test_finalize_queued_behind_a_running_flush_keeps_the_rows_that_flush_wrote(
     assert [r[0] for r in parquet_rows(folder / "market_data.parquet")] == [
         bar(i).time.replace(tzinfo=None) for i in range(15)
     ]
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_rows_a_failed_flush_took_reach_parquet_once_the_problem_goes_away(
+    tmp_path: Path, background: bool
+) -> None:
+    # The flush takes the buffered rows, then fails writing stats.yaml (a directory stands
+    # in for a full disk). Those rows must not vanish with it: the next flush writes them,
+    # and only then may the journal, their only other copy, be emptied.
+    folder = tmp_path / "run_1"
+    clock = FakeClock(T0)
+    writers = RunWriters(folder, clock=clock, flush_interval_s=1.0, background=background)
+    writers.wait()
+    for i in range(5):
+        writers.append_bar(bar(i))
+    (folder / "stats.yaml").mkdir()
+    clock.advance(1.0)
+
+    def stats() -> None:
+        write_stats_yaml(folder / "stats.yaml", {"bars": 5})
+
+    def flush_and_join() -> None:
+        writers.submit(stats)  # inline: raises here
+        writers.wait()  # background: reported by the next call that joins the flusher
+
+    with pytest.raises(PersistenceError):
+        flush_and_join()
+    (folder / "stats.yaml").rmdir()
+    for i in range(5, 8):
+        writers.append_bar(bar(i))
+    writers.flush()
+    assert len(parquet_rows(folder / "market_data.parquet")) == 8
+    writers.close()
+    again = RunWriters(folder, clock=clock)
+    assert again.row_count("market_data") == 8
+    again.close()
+
+
+def test_rows_a_failed_spill_took_stay_buffered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "run_1"
+    writers = RunWriters(folder, clock=FakeClock(T0), background=True)
+    writers.wait()
+    monkeypatch.setattr(writers_module, "_EARLY_FLUSH_ROWS", 3)
+    monkeypatch.setattr(writers_module, "_SPILL_ROWS", 3)
+    broken = {"on": True}
+    load_rows = RunWriters._load_rows
+
+    def failing_load(self: RunWriters, *args: Any) -> None:
+        if broken["on"]:
+            raise PersistenceError("no memory for the batch")
+        load_rows(self, *args)
+
+    monkeypatch.setattr(RunWriters, "_load_rows", failing_load)
+    writers.append_bar(bar(0))
+    writers.append_bar(bar(1))
+    with pytest.raises(PersistenceError):
+        writers.append_bar(bar(2))  # the third row spills into DuckDB, which fails
+    broken["on"] = False
+    writers.append_bar(bar(3))  # spills again: all four
+    writers.flush()
+    assert len(parquet_rows(folder / "market_data.parquet")) == 4
+    writers.close()
