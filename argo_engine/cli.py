@@ -138,6 +138,9 @@ def _configure_logging(level: str) -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     # No telemetry from the temporary local API (there is no network to send it to anyway).
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Its first start creates and migrates a new database: on a loaded or small machine that
+    # takes longer than Prefect's 20 s default, which would fail the run before it starts.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     logging.basicConfig(
         level=logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -41,6 +41,9 @@ def test_sigterm_during_stream_flushes_and_finalizes(tmp_path: Path) -> None:
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ARGO_", "PREFECT_"))}
     env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    # As `argo run` sets them: a slow first start of the temporary API must not fail the test.
+    env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
+    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     proc = subprocess.Popen(
         [sys.executable, "-c", SCRIPT, str(out)],
         cwd=ROOT,
