@@ -935,10 +935,12 @@ class TradingEngine:
         if callbacks.on_market_data is not None:
             self._fire("on_market_data", self.run_id_on_day, bar, fatal=True)
         fills_before = counts["fills"]
+        # The close first: a resting order this bar fills is then valued at this bar's close,
+        # not the previous one (which sampled an equity that never was).
+        stats.on_bar(bar)
         updates = self.broker.on_bar(bar)
         if updates:
             self._apply(updates)
-        stats.on_bar(bar)
         window = context.windows.get(symbol)
         if window is None:
             context.remember(bar)
@@ -978,10 +980,14 @@ class TradingEngine:
             # what is due goes with the next one.
             flush_due = now >= writers.next_flush_at
             if (stats_due or flush_due) and writers.idle():
-                # Between flush intervals only the journals, the state and stats.yaml.
-                self._submit_interval_flush(writers, with_state=stats_due, full=flush_due)
+                # Between flush intervals only the journals, the state and stats.yaml. A full
+                # flush always carries the state: it empties the journals, and a state older
+                # than what they held would make a restart redo those bars and orders.
+                self._submit_interval_flush(
+                    writers, with_state=stats_due or flush_due, full=flush_due
+                )
         else:
-            if stats_due:
+            if stats_due or writers.flush_due(now):
                 self._stats_dirty = True
                 self.save_state()
                 self.write_stats()
@@ -1203,8 +1209,10 @@ class TradingEngine:
             # A failed close (its journals stay for recovery) must not keep the open date's
             # buffered rows from reaching the disk.
             if self.writers is not None:
-                self.writers.flush()
+                # The state first: the flush empties the journals, which only a state that
+                # counts their rows may outlive.
                 self.save_state()
+                self.writers.flush()
                 self._stats_dirty = True
                 self.write_stats()
 

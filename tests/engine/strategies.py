@@ -113,3 +113,20 @@ class ScheduledTrader(Strategy):
         if self.n in (2, 5):
             side = Side.BUY if self.n == 2 else Side.SELL
             ctx.place_order(OrderIntent(symbol=bar.symbol, side=side, quantity=self.qty))
+
+
+class ScriptedOrders(Strategy):
+    """Places the order intents scripted for a bar's (symbol, time); nothing else."""
+
+    name = "scripted"
+    strategy_id = "tests.scripted"
+    config_model = _Cfg
+
+    def __init__(self, script: dict[tuple[str, object], list[dict[str, object]]]) -> None:
+        self.script = script
+
+    def on_bar(self, bar: Bar, ctx: StrategyContext) -> None:
+        from argo_engine.domain.orders import OrderIntent
+
+        for spec in self.script.get((bar.symbol, bar.time), []):
+            ctx.place_order(OrderIntent(symbol=bar.symbol, **spec))  # type: ignore[arg-type]

@@ -1,0 +1,91 @@
+"""A crash never leaves a saved engine state older than what the emptied journals held.
+
+In-process and deterministic: the engine is driven bar by bar with a FakeClock, waits for its
+flusher after each bar, and is then abandoned without a stop (what a kill -9 leaves on disk:
+every write returned, nothing after it).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from argo_engine.clock import FakeClock
+from argo_engine.domain.enums import Side
+from argo_engine.domain.market import Bar
+from argo_engine.session import open_engine, run_session, start_session
+from argo_engine.settings import ArgoSettings, load_settings
+from tests.engine.helpers import utc, write_replay
+from tests.engine.strategies import ScriptedOrders
+
+SYMBOL = "BTCUSDT"
+T0 = utc(2025, 10, 1, 9, 0)
+BARS = [
+    Bar(SYMBOL, T0 + timedelta(minutes=i), 100.0 + i, 100.0 + i, 100.0 + i, 100.0 + i, 1.0)
+    for i in range(10)
+]
+
+
+def _settings(tmp_path: Path, background: bool) -> ArgoSettings:
+    return load_settings(
+        None,
+        session={
+            "data_output": str(tmp_path / "out"),
+            "symbols": [SYMBOL],
+            "session_id": "s1",
+            "initial_capital": 1000.0,
+        },
+        feed={"kind": "replay", "replay_file": str(write_replay(tmp_path / "bars.parquet", BARS))},
+        broker={"commission": "fixed_rate", "commission_rate": 0.001},
+        persistence={"background_flush": background},
+    )
+
+
+def _script() -> ScriptedOrders:
+    return ScriptedOrders(
+        {
+            (SYMBOL, BARS[2].time): [{"side": Side.BUY, "quantity": 1.0}],
+            (SYMBOL, BARS[3].time): [{"side": Side.SELL, "quantity": 1.0}],
+        }
+    )
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_a_flush_due_before_stats_saves_the_state_of_what_it_writes(
+    tmp_path: Path, background: bool
+) -> None:
+    # The BUY at bar 2 (0.96 s) writes stats.yaml and the state; the SELL at bar 3 (1.00 s)
+    # comes when the flush is due (every 1 s) but the next stats.yaml is not (0.05 s minimum
+    # spacing after a write): that flush writes parquet and empties the journal, so it must
+    # save the state too. Otherwise the restart restores the state of bar 2 and streams
+    # bar 3 and its SELL again.
+    settings = _settings(tmp_path, background)
+    clock = FakeClock(T0)
+    plan = start_session(settings, session_id="s1", clock=clock)
+    engine = open_engine(settings, plan, T0.date(), clock=clock, strategy=_script())
+    engine.start()
+    for bar, step in zip(BARS[:4], (0.01, 0.01, 0.94, 0.04), strict=True):
+        clock.advance(step)
+        engine.process_bar(bar)
+        assert engine.writers is not None
+        engine.writers.wait()
+    # Crash: the engine is abandoned here. The same session resumes.
+    resumed = start_session(settings, session_id="s1", clock=clock)
+    run_session(settings, plan=resumed, clock=clock, strategy=_script())
+    out = tmp_path / "out"
+    con = duckdb.connect()
+    try:
+        bars = con.execute(
+            f"SELECT time, count(*) FROM read_parquet('{out}/*/run_*/market_data.parquet') "
+            "GROUP BY time ORDER BY time"
+        ).fetchall()
+        sides = con.execute(
+            f"SELECT side FROM read_parquet('{out}/*/run_*/trades.parquet') ORDER BY executed_at"
+        ).fetchall()
+    finally:
+        con.close()
+    assert [n for _, n in bars] == [1] * len(BARS)
+    assert sides == [("BUY",), ("SELL",)]
