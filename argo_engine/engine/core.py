@@ -338,33 +338,42 @@ class TradingEngine:
         if not writers.restored:
             return  # a new folder: no journal, no files, nothing to reconcile
         fills = [_fill_from_row(r) for r in writers.read_table("trades")]
-        fills.sort(key=lambda f: (f.executed_at, f.trade_id))
         filled_qty: dict[str, float] = {}
-        replay = getattr(self.broker, "replay_fill", None)
         for fill in fills:
             filled_qty[fill.order_id] = filled_qty.get(fill.order_id, 0.0) + fill.executed_qty
-            if fill.trade_id in self._day_trade_ids:
-                continue
-            stats.record_fill(fill)
-            if replay is not None:
-                replay(fill)
-            self._day_trade_ids.add(fill.trade_id)
-            log.warning("recovered fill %s from the journal", fill.trade_id)
-        self._resolve_orders(filled_qty)
-        for latest in writers.query(
-            "SELECT symbol, time, open, high, low, close, volume FROM market_data "
-            "QUALIFY row_number() OVER (PARTITION BY symbol ORDER BY time DESC) = 1"
+        # The bars and fills stored after the state was saved, in the order they happened
+        # (a bar, then the fills on it): each bar samples equity with the positions of its
+        # time, so a drawdown within them counts, as it did before the crash.
+        cursor = dict(self._last_time)
+        events: list[tuple[datetime, str, int, str, Bar | Fill]] = [
+            (f.executed_at, f.symbol, 1, f.trade_id, f)
+            for f in fills
+            if f.trade_id not in self._day_trade_ids
+        ]
+        for row in writers.query(
+            "SELECT symbol, time, open, high, low, close, volume FROM market_data"
         ):
-            symbol, t, o, h, lo, c, v = latest
+            symbol, t, o, h, lo, c, v = row
             assert isinstance(t, datetime)
-            bar = Bar(
-                str(symbol), t.replace(tzinfo=UTC), *(float(str(x)) for x in (o, h, lo, c, v))
-            )
-            last = self._last_time.get(bar.symbol)
-            if last is None or bar.time > last:
-                self._last_time[bar.symbol] = bar.time
-                self._last_bar[bar.symbol] = bar
-                stats.on_bar(bar)
+            when = t.replace(tzinfo=UTC)
+            last = cursor.get(str(symbol))
+            if last is None or when > last:
+                bar = Bar(str(symbol), when, *(float(str(x)) for x in (o, h, lo, c, v)))
+                events.append((when, bar.symbol, 0, "", bar))
+        events.sort(key=lambda e: e[:4])
+        replay = getattr(self.broker, "replay_fill", None)
+        for *_, item in events:
+            if isinstance(item, Bar):
+                self._last_time[item.symbol] = item.time
+                self._last_bar[item.symbol] = item
+                stats.on_bar(item)
+                continue
+            stats.record_fill(item)
+            if replay is not None:
+                replay(item)
+            self._day_trade_ids.add(item.trade_id)
+            log.warning("recovered fill %s from the journal", item.trade_id)
+        self._resolve_orders(filled_qty)
 
     def _resolve_orders(self, filled_qty: Mapping[str, float]) -> None:
         """Resolve every order the folder's journal holds against the broker, after a restart.

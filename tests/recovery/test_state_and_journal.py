@@ -12,9 +12,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import yaml
 
 from argo_engine.clock import FakeClock
-from argo_engine.domain.enums import Side
+from argo_engine.domain.enums import OrderType, Side
 from argo_engine.domain.market import Bar
 from argo_engine.session import open_engine, run_session, start_session
 from argo_engine.settings import ArgoSettings, load_settings
@@ -89,3 +90,47 @@ def test_a_flush_due_before_stats_saves_the_state_of_what_it_writes(
         con.close()
     assert [n for _, n in bars] == [1] * len(BARS)
     assert sides == [("BUY",), ("SELL",)]
+
+
+def test_bars_journaled_after_the_state_still_count_for_drawdown(tmp_path: Path) -> None:
+    # Zero fees, 1,000 of capital: BUY 1 @ 100 at bar 1 (the state is saved with the fill),
+    # bar 4 closes at 80, bar 6 rests a LIMIT BUY @ 50, whose acceptance makes bars 2-6
+    # durable without a new state. After a crash there, the restart must still count the
+    # trough: equity 1,000 -> 980, a drawdown of 20.
+    closes = [100.0, 100.0, 100.0, 100.0, 80.0, 100.0, 100.0, 100.0, 100.0, 100.0]
+    bars = [Bar(SYMBOL, T0 + timedelta(minutes=i), c, c, c, c, 1.0) for i, c in enumerate(closes)]
+    settings = load_settings(
+        None,
+        session={
+            "data_output": str(tmp_path / "out"),
+            "symbols": [SYMBOL],
+            "session_id": "s1",
+            "initial_capital": 1000.0,
+        },
+        feed={"kind": "replay", "replay_file": str(write_replay(tmp_path / "b.parquet", bars))},
+        broker={"commission": "zero"},
+        persistence={"paper_fsync": "per_order"},
+    )
+    script = {
+        (SYMBOL, bars[1].time): [{"side": Side.BUY, "quantity": 1.0}],
+        (SYMBOL, bars[6].time): [
+            {"side": Side.BUY, "quantity": 1.0, "order_type": OrderType.LIMIT, "price": 50.0}
+        ],
+    }
+    clock = FakeClock(T0)
+    plan = start_session(settings, session_id="s1", clock=clock)
+    engine = open_engine(settings, plan, T0.date(), clock=clock, strategy=ScriptedOrders(script))
+    engine.start()
+    for bar in bars[:7]:
+        clock.advance(0.001)
+        engine.process_bar(bar)
+        assert engine.writers is not None
+        engine.writers.wait()
+    # Crash after bar 6; the same session resumes and runs to the end.
+    resumed = start_session(settings, session_id="s1", clock=clock)
+    run_session(settings, plan=resumed, clock=clock, strategy=ScriptedOrders(script))
+    latest = max((tmp_path / "out").glob("*/run_*/stats.yaml"), key=lambda p: p.parent.name)
+    stats = yaml.safe_load(latest.read_text())
+    for block in ("daily", "cumulative"):
+        assert stats[block]["trade_result"]["max_drawdown_abs"] == pytest.approx(20.0)
+        assert stats[block]["trade_result"]["max_drawdown"] == pytest.approx(0.02)
