@@ -344,7 +344,6 @@ class TradingEngine:
         # The bars and fills stored after the state was saved, in the order they happened
         # (a bar, then the fills on it): each bar samples equity with the positions of its
         # time, so a drawdown within them counts, as it did before the crash.
-        cursor = dict(self._last_time)
         events: list[tuple[datetime, str, int, str, Bar | Fill]] = [
             (f.executed_at, f.symbol, 1, f.trade_id, f)
             for f in fills
@@ -356,7 +355,7 @@ class TradingEngine:
             symbol, t, o, h, lo, c, v = row
             assert isinstance(t, datetime)
             when = t.replace(tzinfo=UTC)
-            last = cursor.get(str(symbol))
+            last = self._last_time.get(str(symbol))  # the restored state's cursor
             if last is None or when > last:
                 bar = Bar(str(symbol), when, *(float(str(x)) for x in (o, h, lo, c, v)))
                 events.append((when, bar.symbol, 0, "", bar))

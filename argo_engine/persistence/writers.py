@@ -836,11 +836,7 @@ class RunWriters:
         self.wait()
         job = self._take(force=False, after_sync=after_sync, full=full)
         if not self.background:
-            try:
-                self._run(job)
-            except BaseException:
-                self._restore_stranded()
-                raise
+            self._run_inline(job)
             return
         self._start(self._run, job)
 
@@ -995,8 +991,12 @@ class RunWriters:
     def _flush(self, *, force: bool) -> None:
         self._check_open()
         self.wait()
+        self._run_inline(self._take(force=force, after_sync=None))
+
+    def _run_inline(self, job: _Flush) -> None:
+        """Run a flush on the engine thread; a failure gives back the rows it could not load."""
         try:
-            self._run(self._take(force=force, after_sync=None))
+            self._run(job)
         except BaseException:
             self._restore_stranded()
             raise

@@ -30,6 +30,7 @@ from argo_engine.settings import ArgoSettings, load_settings
 from tests.engine.helpers import utc, wave_bars, write_replay
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
+_FINALIZE = RunWriters.finalize_in_background
 
 
 def _settings(out: Path, replay: Path) -> ArgoSettings:
@@ -64,6 +65,22 @@ def _join_flusher_first(engine: core.TradingEngine) -> None:
         done = threading.Event()
         running.add_done_callback(lambda _: done.set())  # after RunWriters' own callback
         assert done.wait(60)
+
+
+def _hold_closes(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Queue a job that waits for the returned event before each date's background close.
+
+    It stands for an interval flush still running when the date rolls (a slow disk).
+    """
+    gate = threading.Event()
+
+    def behind_a_slow_flush(self: RunWriters, *args: Any, **options: Any) -> Any:
+        self.wait()
+        self._start(lambda: gate.wait(60))
+        return _FINALIZE(self, *args, **options)
+
+    monkeypatch.setattr(RunWriters, "finalize_in_background", behind_a_slow_flush)
+    return gate
 
 
 @pytest.fixture
@@ -165,15 +182,7 @@ def test_a_power_loss_while_a_date_closes_loses_no_bar_and_counts_no_missing_fil
     monkeypatch.setattr(Journal, "remove", tracked_remove)
 
     # The closing date's flusher is still busy with an interval flush when the date rolls.
-    gate = threading.Event()
-    finalize = RunWriters.finalize_in_background
-
-    def behind_a_slow_flush(self: RunWriters, *args: Any, **options: Any) -> Any:
-        self.wait()
-        self._start(lambda: gate.wait(60))
-        return finalize(self, *args, **options)
-
-    monkeypatch.setattr(RunWriters, "finalize_in_background", behind_a_slow_flush)
+    gate = _hold_closes(monkeypatch)
 
     def power_loss(engine: core.TradingEngine, bar: Bar) -> None:
         # Once the next date's state is on disk (its flusher idle, the old one held).
@@ -201,7 +210,7 @@ def test_a_power_loss_while_a_date_closes_loses_no_bar_and_counts_no_missing_fil
 
     # Restart after the power loss: recovery, then the session resumes.
     hooks.clear()
-    monkeypatch.setattr(RunWriters, "finalize_in_background", finalize)
+    monkeypatch.setattr(RunWriters, "finalize_in_background", _FINALIZE)
     settings = _settings(crashed, replay)
     clock = FakeClock(utc(2025, 10, 3, 0, 0))
     run_session(settings, plan=start_session(settings, session_id="s1", clock=clock), clock=clock)
@@ -225,15 +234,7 @@ def test_failed_closes_of_several_dates_still_leave_the_open_date_on_disk(
     settings = _settings(out, replay)
     clock = FakeClock(utc(2025, 10, 1, 21, 0))
     broken: list[Path] = []
-    gate = threading.Event()
-    finalize = RunWriters.finalize_in_background
-
-    def behind_a_slow_flush(self: RunWriters, *args: Any, **options: Any) -> Any:
-        self.wait()
-        self._start(lambda: gate.wait(60))
-        return finalize(self, *args, **options)
-
-    monkeypatch.setattr(RunWriters, "finalize_in_background", behind_a_slow_flush)
+    gate = _hold_closes(monkeypatch)
 
     def break_the_closes(engine: core.TradingEngine, bar: Bar) -> None:
         assert engine.day is not None
@@ -273,7 +274,7 @@ def test_failed_closes_of_several_dates_still_leave_the_open_date_on_disk(
     # The failed dates kept their journals: once the files can be written, a restart
     # recovers them and nothing is missing.
     hooks.clear()
-    monkeypatch.setattr(RunWriters, "finalize_in_background", finalize)
+    monkeypatch.setattr(RunWriters, "finalize_in_background", _FINALIZE)
     for target in broken:
         target.rmdir()
         target.with_name("aside.parquet").rename(target)

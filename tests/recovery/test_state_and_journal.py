@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -30,7 +31,9 @@ BARS = [
 ]
 
 
-def _settings(tmp_path: Path, background: bool) -> ArgoSettings:
+def _settings(
+    tmp_path: Path, bars: list[Bar], broker: dict[str, Any], persistence: dict[str, Any]
+) -> ArgoSettings:
     return load_settings(
         None,
         session={
@@ -39,9 +42,9 @@ def _settings(tmp_path: Path, background: bool) -> ArgoSettings:
             "session_id": "s1",
             "initial_capital": 1000.0,
         },
-        feed={"kind": "replay", "replay_file": str(write_replay(tmp_path / "bars.parquet", BARS))},
-        broker={"commission": "fixed_rate", "commission_rate": 0.001},
-        persistence={"background_flush": background},
+        feed={"kind": "replay", "replay_file": str(write_replay(tmp_path / "bars.parquet", bars))},
+        broker=broker,
+        persistence=persistence,
     )
 
 
@@ -63,7 +66,12 @@ def test_a_flush_due_before_stats_saves_the_state_of_what_it_writes(
     # spacing after a write): that flush writes parquet and empties the journal, so it must
     # save the state too. Otherwise the restart restores the state of bar 2 and streams
     # bar 3 and its SELL again.
-    settings = _settings(tmp_path, background)
+    settings = _settings(
+        tmp_path,
+        BARS,
+        {"commission": "fixed_rate", "commission_rate": 0.001},
+        {"background_flush": background},
+    )
     clock = FakeClock(T0)
     plan = start_session(settings, session_id="s1", clock=clock)
     engine = open_engine(settings, plan, T0.date(), clock=clock, strategy=_script())
@@ -99,18 +107,7 @@ def test_bars_journaled_after_the_state_still_count_for_drawdown(tmp_path: Path)
     # trough: equity 1,000 -> 980, a drawdown of 20.
     closes = [100.0, 100.0, 100.0, 100.0, 80.0, 100.0, 100.0, 100.0, 100.0, 100.0]
     bars = [Bar(SYMBOL, T0 + timedelta(minutes=i), c, c, c, c, 1.0) for i, c in enumerate(closes)]
-    settings = load_settings(
-        None,
-        session={
-            "data_output": str(tmp_path / "out"),
-            "symbols": [SYMBOL],
-            "session_id": "s1",
-            "initial_capital": 1000.0,
-        },
-        feed={"kind": "replay", "replay_file": str(write_replay(tmp_path / "b.parquet", bars))},
-        broker={"commission": "zero"},
-        persistence={"paper_fsync": "per_order"},
-    )
+    settings = _settings(tmp_path, bars, {"commission": "zero"}, {"paper_fsync": "per_order"})
     script = {
         (SYMBOL, bars[1].time): [{"side": Side.BUY, "quantity": 1.0}],
         (SYMBOL, bars[6].time): [
