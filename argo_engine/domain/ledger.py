@@ -45,6 +45,9 @@ class _Bucket:
     qty: float = 0.0
     # Signed-cost basis of the open quantity: LONG = paid incl. fees, SHORT = received net of fees.
     basis: float = 0.0
+    # The Position that Ledger.positions last built for this bucket; a fill clears it. A fill
+    # changes one bucket, and strategies ask for positions on most bars.
+    snapshot: Position | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,7 @@ class Ledger:
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = _Bucket()
+        bucket.snapshot = None
         long = position_type is PositionType.LONG
         if side is Side.BUY:
             bucket.lots.append(_Lot(qty, price, fee / qty if qty > 0 else 0.0, time))
@@ -216,15 +220,16 @@ class Ledger:
         out: list[Position] = []
         for (symbol, ptype), bucket in self._buckets.items():
             if bucket.qty > 0.0:
-                out.append(
-                    Position(
+                held = bucket.snapshot
+                if held is None:
+                    held = bucket.snapshot = Position(
                         symbol=symbol,
                         position_type=ptype,
                         quantity=bucket.qty,
                         average_price=bucket.basis / bucket.qty,
                         opened_at=bucket.lots[0].time if bucket.lots else None,
                     )
-                )
+                out.append(held)
         return out
 
     def to_state(self) -> list[dict[str, object]]:

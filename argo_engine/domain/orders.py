@@ -67,6 +67,29 @@ class Order:
     reason: str = "strategy"
     message: str = ""
 
+    def with_status(
+        self, status: OrderStatus, reason: str | None = None, message: str | None = None
+    ) -> Order:
+        """A copy in another status (and, when given, another reason and message).
+
+        What ``dataclasses.replace`` does, without its per-call field introspection: an order
+        changes status once or twice in its life, on the engine's hot path.
+        """
+        return Order(
+            order_id=self.order_id,
+            symbol=self.symbol,
+            side=self.side,
+            order_type=self.order_type,
+            quantity=self.quantity,
+            price=self.price,
+            timestamp=self.timestamp,
+            status=status,
+            strategy_name=self.strategy_name,
+            position_type=self.position_type,
+            reason=self.reason if reason is None else reason,
+            message=self.message if message is None else message,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form (timestamp as ISO 8601), for saved run state."""
         return {
@@ -139,3 +162,22 @@ class Fill:
     position_type: PositionType
     pnl: float = 0.0
     commission_asset: str = field(default="")
+
+    def with_pnl(self, pnl: float) -> Fill:
+        """A copy with the realized PnL the engine's ledger booked (as Order.with_status)."""
+        return Fill(
+            trade_id=self.trade_id,
+            order_id=self.order_id,
+            symbol=self.symbol,
+            side=self.side,
+            quantity=self.quantity,
+            price=self.price,
+            timestamp=self.timestamp,
+            executed_at=self.executed_at,
+            executed_qty=self.executed_qty,
+            executed_price=self.executed_price,
+            commission=self.commission,
+            position_type=self.position_type,
+            pnl=pnl,
+            commission_asset=self.commission_asset,
+        )

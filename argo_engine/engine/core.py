@@ -188,6 +188,7 @@ class TradingEngine:
         self.feed = feed
         self.broker = broker
         self.strategy = strategy
+        self._strategy_name = self.strategy_info.name  # stamped on every order
         self.clock = clock
         self.callbacks = callbacks or EngineCallbacks()
         self.session_start = session_start or clock.now()
@@ -1032,17 +1033,20 @@ class TradingEngine:
         bar = self._last_bar.get(intent.symbol)
         now = self.context.now
         ref_price = intent.price if intent.price is not None else (bar.close if bar else math.nan)
+        # Enum lookups by value cost more than the rest of the order's fields together; the
+        # intent usually holds the members already.
+        side, order_type, ptype = intent.side, intent.order_type, intent.position_type
         order = Order(
             order_id=self._next_order_id(),
             symbol=intent.symbol,
-            side=Side(intent.side),
-            order_type=OrderType(intent.order_type),
+            side=side if type(side) is Side else Side(side),
+            order_type=order_type if type(order_type) is OrderType else OrderType(order_type),
             quantity=float(intent.quantity),
             price=float(ref_price),
             timestamp=now,
             status=OrderStatus.PENDING,
-            strategy_name=self.strategy_info.name,
-            position_type=PositionType(intent.position_type),
+            strategy_name=self._strategy_name,
+            position_type=ptype if type(ptype) is PositionType else PositionType(ptype),
             reason=intent.reason,
             message=intent.message,
         )

@@ -20,7 +20,7 @@ Definitions (DESIGN.md, Statistics):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime
 from itertools import pairwise
 from pathlib import Path
@@ -237,7 +237,7 @@ class StatsTracker:
         equity = self.equity
         self._cum.sample_equity(equity)
         self._day.sample_equity(equity)
-        return replace(fill, pnl=outcome.pnl)
+        return fill.with_pnl(outcome.pnl)
 
     def on_bar(self, bar: Bar) -> None:
         """Mark open positions at the bar's close and sample equity for drawdown."""

@@ -551,6 +551,7 @@ class RunWriters:
             PersistenceError: If the journal cannot be written.
         """
         self._check_open()
+        when = order.timestamp
         row: Row = (
             str(order.order_id),
             str(order.symbol),
@@ -558,7 +559,7 @@ class RunWriters:
             str(order.order_type),
             float(order.quantity),
             float(order.price),
-            _us(order.timestamp),
+            self._bar_us if when is self._bar_time else _us(when),  # mostly the bar's time
             str(order.status),
             str(order.strategy_name),
             str(order.position_type),
@@ -588,14 +589,15 @@ class RunWriters:
             PersistenceError: If the journal cannot be written.
         """
         self._check_open()
+        placed, executed, bar_time = fill.timestamp, fill.executed_at, self._bar_time
         row: Row = (
             str(fill.order_id),
             str(fill.symbol),
             str(fill.side),
             float(fill.quantity),
             float(fill.price),
-            _us(fill.timestamp),
-            _us(fill.executed_at),
+            self._bar_us if placed is bar_time else _us(placed),  # mostly the bar's time
+            self._bar_us if executed is bar_time else _us(executed),
             float(fill.executed_qty),
             float(fill.executed_price),
             float(fill.commission),

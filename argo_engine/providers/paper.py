@@ -274,13 +274,17 @@ class PaperBroker:
                 return "invalid_price", f"no price known for {order.symbol}"
         if order.side is Side.SELL:
             held = self.ledger.quantity(order.symbol, order.position_type)
-            reserved = sum(
-                o.quantity
-                for o in self._resting.values()
-                if o.order_id != order.order_id
-                and o.symbol == order.symbol
-                and o.side is Side.SELL
-                and o.position_type is order.position_type
+            reserved = (
+                sum(
+                    o.quantity
+                    for o in self._resting.values()
+                    if o.order_id != order.order_id
+                    and o.symbol == order.symbol
+                    and o.side is Side.SELL
+                    and o.position_type is order.position_type
+                )
+                if self._resting
+                else 0.0
             )
             if qty > held - reserved + _TOL * max(1.0, held):
                 return (
@@ -290,9 +294,9 @@ class PaperBroker:
                 )
         needed = self._cash_needed(order, price)
         if needed > 0:
-            available = self.cash - sum(
-                v for k, v in self._reserved_cash.items() if k != order.order_id
-            )
+            available = self.cash
+            if self._reserved_cash:
+                available -= sum(v for k, v in self._reserved_cash.items() if k != order.order_id)
             if needed > available + _TOL * max(1.0, needed):
                 return (
                     "insufficient_buying_power",
@@ -343,5 +347,5 @@ class PaperBroker:
             position_type=order.position_type,
         )
         self._fill_seq.pop(order.order_id, None)
-        filled = replace(order, status=OrderStatus.FILLED)
+        filled = order.with_status(OrderStatus.FILLED)
         return OrderUpdate(filled, (fill,))
