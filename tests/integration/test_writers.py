@@ -353,6 +353,29 @@ def test_query_sees_unflushed_rows(folder: Path, clock: FakeClock) -> None:
     writers.close()
 
 
+def test_a_pooled_database_serves_the_next_writer_empty(tmp_path: Path, clock: FakeClock) -> None:
+    first = RunWriters(tmp_path / "2025-10-01" / "run_1", clock=clock)
+    for i in range(3):
+        first.append_bar(bar(i))
+    first.append_order(order("o1"))
+    first.append_fill(fill("t1"))
+    first.append_mark(mark(first, "m"))
+    first.append_log(log(first, "x"))
+    loaded = {name: first.row_count(name) for name in TABLES}  # loads every table
+    assert loaded == {"market_data": 3, "orders": 1, "trades": 1, "marks": 1, "logs": 1}
+    database = first._con
+    first.finalize()
+    first.close()
+
+    second = RunWriters(tmp_path / "2025-10-02" / "run_1", clock=clock)
+    assert second._con is database  # the released database was reused, tables and all
+    assert {name: second.row_count(name) for name in TABLES} == dict.fromkeys(TABLES, 0)
+    second.append_bar(bar(1, close=7.0))  # a key the first writer held
+    second.finalize()
+    assert [r[5] for r in parquet_rows(second.folder / "market_data.parquet")] == [7.0]
+    second.close()
+
+
 @pytest.mark.parametrize(
     "sql",
     [
