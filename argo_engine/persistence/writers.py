@@ -116,6 +116,9 @@ from argo_engine.persistence.schema import (
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
+# Stands for "no bar yet" in RunWriters._bar_time (compared by identity; never a bar's time).
+_NO_TIME = datetime(1, 1, 1, tzinfo=UTC)
+_NO_TIME_US = (_NO_TIME - _EPOCH) // _ONE_US
 
 # Rows buffered in Python before they are pushed into DuckDB and the journal's OS buffer even
 # though no flush is due (e.g. a bulk load between two maybe_flush calls): bounds memory.
@@ -481,8 +484,10 @@ class RunWriters:
         # Key trackers: they let an append tell "certainly new" from "maybe a repeat" in O(1),
         # so the common append-only case never pays for a delete.
         self._bar_last: dict[str, int] = {}
-        self._bar_time: datetime | None = None
-        self._bar_us = 0
+        # The last bar's time and its microseconds: orders, fills, marks and logs are mostly
+        # stamped with the very same datetime object. Starts as a time no caller holds.
+        self._bar_time = _NO_TIME
+        self._bar_us = _NO_TIME_US
         self._order_ids: set[str] = set()
         self._trade_ids: set[str] = set()
         self._max_id: dict[str, int] = {MARKS.name: 0, LOGS.name: 0}
@@ -641,7 +646,7 @@ class RunWriters:
             str(mark.market_data_id),
             mark.signal_type,
             mark.signal_name,
-            _opt_us(mark.signal_time),
+            self._bar_us if mark.signal_time is self._bar_time else _opt_us(mark.signal_time),
             mark.signal_symbol,
             str(mark.color),
             str(mark.shape),
@@ -662,7 +667,7 @@ class RunWriters:
         fields = orjson.dumps(entry.fields).decode() if entry.fields else ""
         row: Row = (
             int(entry.id),
-            _us(entry.timestamp),
+            self._bar_us if entry.timestamp is self._bar_time else _us(entry.timestamp),
             str(entry.symbol),
             str(entry.level),
             str(entry.message),
