@@ -3,7 +3,9 @@
 Per bar, in this order (DESIGN.md): validate -> trading-date check (roll every writer on a new
 date) -> persist the bar -> on_market_data -> broker reacts to the bar (resting orders) ->
 strategy -> orders and fills recorded (on_order_placed / on_order_filled) -> stats
-(stats.yaml, on_stats_update).
+(stats.yaml, on_stats_update). A broker that cannot be polled on a bar (TransientError) is
+logged and reported (on_error), and the bar still reaches the strategy: it is stored and
+counted by then, and a retried stream resumes after it.
 
 Crash safety of orders: an order's PENDING row is durable before the broker hears of it (the
 intent). When the broker keeps its book in this process (the paper broker), the engine also
@@ -947,7 +949,14 @@ class TradingEngine:
         # The close first: a resting order this bar fills is then valued at this bar's close,
         # not the previous one (which sampled an equity that never was).
         stats.on_bar(bar)
-        updates = self.broker.on_bar(bar)
+        try:
+            updates = self.broker.on_bar(bar)
+        except TransientError as exc:
+            # The bar is already stored and counted, and a retry resumes after it: raising
+            # would take it from the strategy. The venue keeps what it did; the next poll
+            # reports it.
+            self._poll_failed(bar, exc)
+            updates = None
         if updates:
             self._apply(updates)
         window = context.windows.get(symbol)
@@ -1004,6 +1013,22 @@ class TradingEngine:
         if callbacks.on_stats_update is not None:
             self._fire("on_stats_update", self._stats_document())
         return None
+
+    def _poll_failed(self, bar: Bar, error: TransientError) -> None:
+        """Record a broker that could not be polled on ``bar``; the bar goes on to the strategy.
+
+        Open orders stay as last reported until a later poll (the broker paces its polls)
+        reports their fills and status; until then the strategy sees them as open, as it does
+        between two polls anyway.
+        """
+        self.record_log(
+            f"order poll of broker {self.broker.name} failed on {bar.symbol} bar at "
+            f"{bar.time.isoformat()}: {error}; the next poll reports what changed",
+            level=LogLevel.WARNING,
+            fields={"error": type(error).__name__, "broker": self.broker.name},
+            bar=bar,
+        )
+        self._fire("on_error", error)
 
     def _reject(self, bar: Bar, problem: DataError) -> None:
         self._counts["rejected"] += 1

@@ -110,3 +110,44 @@ class LimitRsiStrategy(Strategy):
                             price=round(bar.close * (1 - discount), 6),
                             reason="entry", message=f"RSI {value:.2f}")
             )  # fmt: skip
+
+
+class SeenBarsConfig(StrategyConfig):
+    """Parameters of :class:`SeenBarsStrategy`."""
+
+    entry_bar: int = Field(default=3, ge=1, description="Rest the LIMIT BUY on this bar (1-based).")
+    limit_price: float = Field(default=95.0, gt=0, description="Limit of the BUY.")
+    quantity: float = Field(default=1.0, gt=0, description="Units of the BUY.")
+
+
+class SeenBarsStrategy(Strategy):
+    """Records the time of every bar it is given in ``ctx.cache["seen"]``; rests one LIMIT BUY.
+
+    The cache is saved with the engine state, so across a retry of the same run it still
+    tells which bars the strategy was given, and how often. Decisions come from the cache
+    alone: a resumed run decides exactly like an uninterrupted one.
+    """
+
+    name = "seen_bars"
+    strategy_id = "tests.recovery.seen_bars"
+    config_model = SeenBarsConfig
+
+    config: SeenBarsConfig
+
+    def __init__(self) -> None:
+        self.config = SeenBarsConfig()
+
+    def initialize(self, config: StrategyConfig) -> None:
+        """Store the validated parameters."""
+        assert isinstance(config, SeenBarsConfig)
+        self.config = config
+
+    def on_bar(self, bar: Bar, ctx: StrategyContext) -> None:
+        """Record the bar; on the entry bar, rest a BUY of 1 at the limit price."""
+        seen: list[str] = ctx.cache.setdefault("seen", [])
+        seen.append(bar.time.isoformat())
+        if len(seen) == self.config.entry_bar:
+            ctx.place_order(
+                OrderIntent(symbol=bar.symbol, side=Side.BUY, quantity=self.config.quantity,
+                            order_type=OrderType.LIMIT, price=self.config.limit_price)
+            )  # fmt: skip
