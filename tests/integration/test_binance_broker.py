@@ -428,6 +428,52 @@ def test_server_errors_are_transient_and_the_order_is_looked_up(
     assert broker.open_orders() == []
 
 
+def test_a_poll_failing_on_the_next_order_loses_no_fill_of_the_first(
+    mock: MockBinance, broker: BinanceBroker
+) -> None:
+    mock.set_fill_parts(2)
+    first = order(Side.BUY, 0.002, order_type=OrderType.LIMIT, price=59_000.0)
+    second = order(Side.BUY, 0.001, order_type=OrderType.LIMIT, price=50_000.0)
+    broker.submit(first, bar())
+    broker.submit(second, bar())
+    mock.set_price("BTCUSDT", 58_900.0)  # the first executes half; it stays on the book
+    mock.expire_order(client_order_id(second.order_id))  # off the book: looked up alone
+    # Every attempt of that lookup fails: the poll fails after hearing of the first's fill.
+    mock.fail_next("/api/v3/order", status=503, method="GET", count=3)
+
+    with pytest.raises(ProviderUnavailable):
+        broker.poll("BTCUSDT")
+
+    updates = {u.order.order_id: u for u in broker.poll("BTCUSDT")}
+    assert [f.executed_qty for f in updates[first.order_id].fills] == [pytest.approx(0.001)]
+    assert updates[first.order_id].order.status is OrderStatus.PENDING
+    assert updates[second.order_id].order.status is OrderStatus.CANCELLED
+    assert broker.poll("BTCUSDT") == []
+
+
+def test_a_fee_that_cannot_be_valued_yet_leaves_the_fill_to_the_next_poll(
+    mock: MockBinance, broker: BinanceBroker
+) -> None:
+    mock.set_fee_asset("BNB")
+    o = order(Side.BUY, 0.001, order_type=OrderType.LIMIT, price=59_000.0)
+    broker.submit(o, bar())
+    mock.set_price("BTCUSDT", 58_900.0)
+    # The fee is paid in BNB: valuing it needs BNB's price, which Binance does not give now.
+    mock.fail_next("/api/v3/ticker/price", status=503, count=3)
+
+    with pytest.raises(ProviderUnavailable):
+        broker.poll("BTCUSDT")
+
+    assert [x.order_id for x in broker.open_orders()] == [o.order_id]
+    [update] = broker.poll("BTCUSDT")
+    assert update.order.status is OrderStatus.FILLED
+    [fill] = update.fills
+    assert fill.executed_qty == pytest.approx(0.001)
+    assert fill.commission_asset == "BNB"
+    assert fill.commission == pytest.approx(0.001 * 59_000.0 * 0.001, rel=1e-3)
+    assert broker.account().total_fees == pytest.approx(fill.commission)
+
+
 def test_live_needs_allow_live(mock: MockBinance, make_settings: object) -> None:
     with pytest.raises(ConfigurationError, match="ALLOW_LIVE"):
         BinanceBroker(

@@ -14,7 +14,9 @@ Orders:
   poll, so an order the venue did accept is never forgotten (and never sent twice).
 
 Fills come from the order response (``fills``) and later from ``myTrades``: ``on_bar`` polls
-the open orders of the bar's symbol at most every ``poll_interval_s``. Status mapping:
+the open orders of the bar's symbol at most every ``poll_interval_s``. A poll (or submit, or
+cancel) whose requests fail midway records no fill as seen, so a later poll reports it: fills
+are never lost to a 5xx. Status mapping:
 NEW/PARTIALLY_FILLED -> PENDING, FILLED -> FILLED, CANCELED/EXPIRED -> CANCELLED,
 REJECTED -> REJECTED.
 
@@ -277,9 +279,12 @@ class BinanceBroker:
             del self._orders[order.order_id]
             raise
         venue = parse_order(body)
+        # Valuing the fees may ask Binance again; should that fail, the order stays in doubt
+        # and the next poll reports it with its fills.
+        priced = self._priced(tracked, venue.fills)
         tracked.in_doubt = False
         tracked.venue_id = venue.order_id
-        update = self._update(tracked, venue, venue.fills)
+        update = self._update(tracked, venue, priced)
         return [update if update is not None else OrderUpdate(tracked.order)]
 
     def cancel(self, order_id: str) -> list[OrderUpdate]:
@@ -305,7 +310,9 @@ class BinanceBroker:
             if found is None:
                 return []
             venue = found
-        update = self._update(tracked, venue, self._new_trades(tracked, venue))
+        update = self._update(
+            tracked, venue, self._priced(tracked, self._new_trades(tracked, venue))
+        )
         return [update] if update is not None else []
 
     def on_bar(self, bar: Bar) -> list[OrderUpdate]:
@@ -320,11 +327,17 @@ class BinanceBroker:
         return self.poll(bar.symbol)
 
     def poll(self, symbol: str) -> list[OrderUpdate]:
-        """Ask Binance about our open orders of ``symbol`` now; return what changed."""
+        """Ask Binance about our open orders of ``symbol`` now; return what changed.
+
+        Every request is answered before anything is recorded: a poll that fails midway
+        (ProviderUnavailable) changes nothing, and the next one reports all of it. Recording
+        an order's new fills as seen and then failing on the next order would lose them.
+        """
         rows = self._rest.get("/api/v3/openOrders", [("symbol", symbol)], signed=True)
         on_book = {v.client_order_id: v for v in (parse_order(r) for r in rows)}
-        updates: list[OrderUpdate] = []
-        for order_id, tracked in list(self._orders.items()):
+        answers: list[tuple[_Tracked, VenueOrder, list[tuple[VenueFill, float]]]] = []
+        never_received: list[str] = []
+        for order_id, tracked in self._orders.items():
             if not tracked.open or tracked.order.symbol != symbol:
                 continue
             venue = on_book.get(tracked.client_id)
@@ -332,12 +345,19 @@ class BinanceBroker:
                 venue = self._query_order(tracked)
                 if venue is None:
                     if tracked.in_doubt:
-                        # The lost submit never reached Binance; the engine already failed it.
-                        del self._orders[order_id]
+                        never_received.append(order_id)
                     continue
+            answers.append(
+                (tracked, venue, self._priced(tracked, self._new_trades(tracked, venue)))
+            )
+        for order_id in never_received:
+            # The lost submit never reached Binance; the engine already failed it.
+            del self._orders[order_id]
+        updates: list[OrderUpdate] = []
+        for tracked, venue, priced in answers:
             tracked.in_doubt = False
             tracked.venue_id = venue.order_id
-            update = self._update(tracked, venue, self._new_trades(tracked, venue))
+            update = self._update(tracked, venue, priced)
             if update is not None:
                 updates.append(update)
         return updates
@@ -365,9 +385,10 @@ class BinanceBroker:
                     )
                 )
                 continue
+            priced = self._priced(tracked, self._new_trades(tracked, venue))
             tracked.venue_id = venue.order_id
             self._orders[order.order_id] = tracked
-            update = self._update(tracked, venue, self._new_trades(tracked, venue))
+            update = self._update(tracked, venue, priced)
             # Always answer for every order: an unchanged PENDING one is open at the venue.
             updates.append(update if update is not None else OrderUpdate(tracked.order))
         return updates
@@ -561,16 +582,54 @@ class BinanceBroker:
                 fills.append(fill)
         return fills
 
-    def _update(
-        self, tracked: _Tracked, venue: VenueOrder, venue_fills: Sequence[VenueFill]
-    ) -> OrderUpdate | None:
-        fills: list[Fill] = []
+    def _priced(
+        self, tracked: _Tracked, venue_fills: Sequence[VenueFill]
+    ) -> list[tuple[VenueFill, float]]:
+        """The executions not reported yet, in trade order, each with its fee in the quote asset.
+
+        It may ask Binance (the symbol's filters, a third asset's price) and changes nothing,
+        so that a failed request leaves the executions to be reported later, not lost.
+        """
+        new: dict[int, VenueFill] = {}
         for vf in sorted(venue_fills, key=lambda f: f.trade_id):
-            if vf.trade_id in tracked.trade_ids:
-                continue
+            if vf.trade_id not in tracked.trade_ids:
+                new.setdefault(vf.trade_id, vf)
+        if not new:
+            return []
+        filters = self._symbol_filters(tracked.order.symbol)
+        priced: list[tuple[VenueFill, float]] = []
+        for vf in new.values():
+            asset_price = None
+            if vf.commission and vf.commission_asset not in (
+                "",
+                filters.base_asset,
+                filters.quote_asset,
+            ):
+                asset_price = self._asset_price(vf.commission_asset, filters.quote_asset)
+            commission = commission_in_quote(
+                vf,
+                base_asset=filters.base_asset,
+                quote_asset=filters.quote_asset,
+                asset_price=asset_price,
+            )
+            priced.append((vf, commission))
+        return priced
+
+    def _update(
+        self, tracked: _Tracked, venue: VenueOrder, priced: Sequence[tuple[VenueFill, float]]
+    ) -> OrderUpdate | None:
+        """Record what Binance answered about an order (no request); None if nothing changed.
+
+        Args:
+            tracked: The order.
+            venue: Its state at Binance.
+            priced: Its new executions with their fees (:meth:`_priced`).
+        """
+        fills: list[Fill] = []
+        for vf, commission in priced:
             tracked.trade_ids.add(vf.trade_id)
             tracked.executed += vf.qty
-            fills.append(self._fill(tracked.order, vf))
+            fills.append(self._fill(tracked.order, vf, commission))
         status = map_order_status(venue.status)
         order = tracked.order
         if status is not order.status:
@@ -598,21 +657,9 @@ class BinanceBroker:
         tracked.order = order
         return OrderUpdate(order, tuple(fills))
 
-    def _fill(self, order: Order, vf: VenueFill) -> Fill:
+    def _fill(self, order: Order, vf: VenueFill, commission: float) -> Fill:
+        # The filters are cached: _priced fetched them.
         filters = self._symbol_filters(order.symbol)
-        asset_price = None
-        if vf.commission and vf.commission_asset not in (
-            "",
-            filters.base_asset,
-            filters.quote_asset,
-        ):
-            asset_price = self._asset_price(vf.commission_asset, filters.quote_asset)
-        commission = commission_in_quote(
-            vf,
-            base_asset=filters.base_asset,
-            quote_asset=filters.quote_asset,
-            asset_price=asset_price,
-        )
         self._fees += commission
         self._account_cache = None
         held = self._holdings.setdefault(order.symbol, [0.0, 0.0])
