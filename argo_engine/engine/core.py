@@ -311,6 +311,7 @@ class TradingEngine:
             self.stats.roll_day(day)
         self._day_trade_ids = set(own.get("day_trade_ids", [])) if own is not None else set()
         self._reconcile_with_files()
+        self._replay_last_prices()
         for path in self.writers.corrupt_files:
             self.record_log(
                 f"unreadable file moved aside: {path.name}",
@@ -376,6 +377,20 @@ class TradingEngine:
             self._day_trade_ids.add(item.trade_id)
             log.warning("recovered fill %s from the journal", item.trade_id)
         self._resolve_orders(filled_qty)
+
+    def _replay_last_prices(self) -> None:
+        """Give a local-book broker the last stored close of every symbol.
+
+        Its saved prices are those of the state it was restored from, which can lag the bars
+        stored after it (replayed above) or, for a state a recovery saved, the bars of its
+        folder. The account a strategy reads would value positions at those old prices until
+        each symbol's next bar; an uninterrupted run values them at the last close.
+        """
+        replay_bar = getattr(self.broker, "replay_bar", None)
+        if replay_bar is None:
+            return  # a venue reports its own account
+        for bar in self._last_bar.values():
+            replay_bar(bar)
 
     def _resolve_orders(self, filled_qty: Mapping[str, float]) -> None:
         """Resolve every order the folder's journal holds against the broker, after a restart.

@@ -12,10 +12,10 @@ invalid_price, insufficient_buying_power, insufficient_position.
 
 Crash recovery: the broker is the venue, and its book lives in this process. Its state is saved
 with the engine state; what happened after the last save is rebuilt from the engine's durable
-journals: fills through :meth:`PaperBroker.replay_fill`, accepted (resting) orders and orders
-that ended (cancelled, rejected) through :meth:`PaperBroker.replay_order`. An order the engine
-recorded but that never reached the broker is resolved by :meth:`PaperBroker.recover`: FAILED,
-never sent.
+journals: last prices through :meth:`PaperBroker.replay_bar`, fills through
+:meth:`PaperBroker.replay_fill`, accepted (resting) orders and orders that ended (cancelled,
+rejected) through :meth:`PaperBroker.replay_order`. An order the engine recorded but that never
+reached the broker is resolved by :meth:`PaperBroker.recover`: FAILED, never sent.
 """
 
 from __future__ import annotations
@@ -186,6 +186,19 @@ class PaperBroker:
                    fill.executed_price, fill.commission, fill.executed_at)  # fmt: skip
         self._resting.pop(fill.order_id, None)
         self._reserved_cash.pop(fill.order_id, None)
+
+    def replay_bar(self, bar: Bar) -> None:
+        """Take a stored bar's close as the symbol's last price (crash recovery).
+
+        Unlike :meth:`on_bar`, resting orders are not matched against it: what they did on a
+        stored bar is journaled and comes back through :meth:`replay_fill`. Without it, the
+        account would value positions at the prices of the last saved state until each
+        symbol's next bar.
+
+        Args:
+            bar: The latest bar the engine stored for its symbol.
+        """
+        self._last[bar.symbol] = bar.close
 
     def replay_order(self, order: Order) -> None:
         """Apply an order's durable state that the restored book may lack (crash recovery).
