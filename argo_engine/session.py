@@ -31,8 +31,15 @@ from argo_engine.engine.core import (
     load_state,
     trading_day_bounds,
 )
-from argo_engine.errors import ConfigurationError
-from argo_engine.persistence.runs import RunInfo, allocate_run, find_session_runs, write_run_yaml
+from argo_engine.errors import ConfigurationError, RecoveryError
+from argo_engine.persistence.runs import (
+    RunInfo,
+    allocate_run,
+    find_session_runs,
+    read_run_yaml,
+    session_run_number,
+    write_run_yaml,
+)
 from argo_engine.persistence.schema import JOURNAL_DIR, STATS_FILE, TABLES
 from argo_engine.ports import Broker, MarketDataFeed
 from argo_engine.settings import ArgoSettings, validate_session_id
@@ -248,7 +255,10 @@ def continue_session(
         return start_session(settings, session_id=sid, clock=clock, first_date=first_date)
     recover_stale_runs(settings, sid, clock=clock)
     day = first_date or first_trading_date(settings, clock)
-    _, number, _ = max(runs, key=lambda r: (r[0], r[1]))
+    # The latest run continues under its own N, also when its latest folder has another N
+    # (another session owned run_N on that date).
+    _, _, latest = max(runs, key=lambda r: (r[0], r[1]))
+    number = _session_run_number(latest)
     session_start = clock.now()
     for _, _, folder in runs:
         state = _safe_state(folder)
@@ -293,9 +303,11 @@ def recover_stale_runs(
 ) -> list[Path]:
     """Finish the folders of crashed runs of a session before a new run starts.
 
-    Each folder with undrained journal data is reopened with its own run number: journal rows
-    go into the parquet files, fills written after the last state save are applied to its
-    state, unconfirmed orders are resolved, and a correct final stats.yaml is written.
+    Each folder with undrained journal data is reopened as the run that wrote it (the
+    session's run N, also in a ``run_M`` folder taken because another session owned ``run_N``
+    on that date): journal rows go into the parquet files, fills written after the last state
+    save are applied to its state, unconfirmed orders are resolved, and a correct final
+    stats.yaml (``session_run_id`` included) is written.
 
     Returns:
         The folders recovered.
@@ -303,22 +315,33 @@ def recover_stale_runs(
     clock = clock or LiveClock()
     data_output = Path(settings.session.data_output)
     recovered: list[Path] = []
-    for day, number, folder in find_session_runs(data_output, session_id):
+    for day, _, folder in find_session_runs(data_output, session_id):
         if not needs_recovery(folder):
             continue
+        number = _session_run_number(folder)
         state = find_resume_state(data_output, session_id, number, day)
         start = datetime.fromisoformat(state["session_start"]) if state else clock.now()
         engine = build_engine(
             settings, session_id=session_id, run_number=number, clock=clock, session_start=start
         )
         try:
-            engine.open_day(day, state)
+            # This very folder: another one of the same run and date may exist (left behind
+            # by versions that took a new folder on every reopen of a displaced date).
+            engine.open_day(day, state, folder=folder)
             engine.close_day()
         finally:
             _release(engine)
         log.warning("recovered crashed run folder %s", folder)
         recovered.append(folder)
     return recovered
+
+
+def _session_run_number(folder: Path) -> int:
+    try:
+        info = read_run_yaml(folder)
+    except RecoveryError:  # found by find_session_runs moments ago, unreadable now: its own N
+        info = None
+    return session_run_number(folder, info)
 
 
 def _safe_state(folder: Path) -> dict[str, Any] | None:
@@ -338,9 +361,10 @@ def find_resume_state(
     (a restart after a crash continues positions, cash, cache and cumulative stats).
     """
     best: tuple[tuple[int, str, str], dict[str, Any]] | None = None
-    for run_day, number, folder in find_session_runs(data_output, session_id):
+    for run_day, _, folder in find_session_runs(data_output, session_id):
         if run_day > day or not (folder / JOURNAL_DIR / STATE_FILE).exists():
             continue
+        number = _session_run_number(folder)
         state = _safe_state(folder)
         if state is None:
             continue

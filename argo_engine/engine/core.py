@@ -64,7 +64,7 @@ from argo_engine.errors import (
 )
 from argo_engine.persistence.files import atomic_write_bytes, move_aside, persistence_error
 from argo_engine.persistence.journal import Journal
-from argo_engine.persistence.runs import RunInfo, open_run_folder
+from argo_engine.persistence.runs import RunInfo, open_run_folder, parse_run_number
 from argo_engine.persistence.schema import JOURNAL_DIR, STATS_FILE
 from argo_engine.persistence.stats_yaml import (
     plain_document,
@@ -252,13 +252,17 @@ class TradingEngine:
         """UTC [start, end) of a trading date in the configured zone and day start."""
         return trading_day_bounds(day, self._tz, self._day_start)
 
-    def open_day(self, day: date, state: Mapping[str, Any] | None = None) -> Path:
+    def open_day(
+        self, day: date, state: Mapping[str, Any] | None = None, *, folder: Path | None = None
+    ) -> Path:
         """Open (or reopen, on retry) the run folder of ``day`` and restore state into the engine.
 
         Args:
             day: Trading date.
             state: Engine state to restore (from :meth:`save_state` of this or an earlier
                 folder); the folder's own saved state wins when present (a retry).
+            folder: An existing run folder of this run on ``day`` to reopen (the recovery of
+                a crashed folder); by default the run's folder of ``day`` is found or created.
 
         Returns:
             The run folder.
@@ -273,7 +277,14 @@ class TradingEngine:
             interval=self.settings.session.interval,
             start_time=self.session_start,
         )
-        number, folder = open_run_folder(self.data_output, day, self.run_number, info)
+        if folder is None:
+            number, folder = open_run_folder(self.data_output, day, self.run_number, info)
+        else:
+            # Recovery names the folder it found: whichever N it holds, this run wrote it.
+            found = parse_run_number(folder.name)
+            if found is None or folder.parent != self.data_output / day.isoformat():
+                raise ValueError(f"{folder} is not a run folder of {day.isoformat()}")
+            number = found
         self.run_id_on_day = f"run_{number}"
         self.writers = RunWriters(
             folder,

@@ -3,7 +3,9 @@
 ``{data_output}/{YYYY-MM-DD}/run_N``: N is allocated as max(existing N) + 1 with an exclusive
 ``mkdir`` (retried on conflict), so concurrent starts never share a folder. Only directories
 named ``run_<digits>`` count (``run_007`` is 7); gaps are never filled; new names are never
-padded.
+padded. A session's run keeps its N on later dates; where another session owns ``run_N`` there,
+the run takes the next free N of that date, and its run.yaml records the session's own run id
+(``session_run_id``), so that every later step of that run on that date finds the folder again.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import yaml
 
 from argo_engine.errors import ConfigurationError, PersistenceError, RecoveryError
 from argo_engine.persistence.files import atomic_write_bytes, fsync_dir, persistence_error
-from argo_engine.persistence.schema import RUN_FILE
+from argo_engine.persistence.schema import RUN_FILE, STATS_FILE
 
 _RUN_RE = re.compile(r"^run_([0-9]+)$")
 _MAX_ATTEMPTS = 1000
@@ -81,7 +83,20 @@ def allocate_run(day_dir: Path) -> tuple[int, Path]:
 
 @dataclass(frozen=True, slots=True)
 class RunInfo:
-    """Identity of a run folder (``run.yaml``)."""
+    """Identity of a run folder (``run.yaml``).
+
+    Attributes:
+        session_id: Session the folder belongs to.
+        run_id: ``run_N`` of the folder.
+        run_number: N of the folder.
+        date: Trading date.
+        strategy: Strategy name.
+        symbols: Traded symbols.
+        interval: Bar interval.
+        start_time: When the session started.
+        session_run_id: The session's own run id (``run_K``) when it differs from ``run_id``
+            (another session owned ``run_K`` on this date); None otherwise.
+    """
 
     session_id: str
     run_id: str
@@ -91,10 +106,11 @@ class RunInfo:
     symbols: tuple[str, ...]
     interval: str
     start_time: datetime
+    session_run_id: str | None = None
 
     def to_yaml_dict(self) -> dict[str, Any]:
-        """The run.yaml mapping."""
-        return {
+        """The run.yaml mapping (``session_run_id`` only when the folder has another N)."""
+        data: dict[str, Any] = {
             "session_id": self.session_id,
             "run_id": self.run_id,
             "run_number": self.run_number,
@@ -104,6 +120,9 @@ class RunInfo:
             "interval": self.interval,
             "start_time": self.start_time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         }
+        if self.session_run_id is not None and self.session_run_id != self.run_id:
+            data["session_run_id"] = self.session_run_id
+        return data
 
 
 def write_run_yaml(folder: Path, info: RunInfo) -> None:
@@ -126,6 +145,8 @@ def read_run_yaml(folder: Path) -> RunInfo | None:
     try:
         raw = yaml.safe_load(path.read_text())
         start = str(raw["start_time"]).replace("Z", "+00:00")
+        # Present only where the folder's N is not the session's run number (later dates).
+        session_run_id = raw.get("session_run_id")
         return RunInfo(
             session_id=str(raw["session_id"]),
             run_id=str(raw["run_id"]),
@@ -135,6 +156,7 @@ def read_run_yaml(folder: Path) -> RunInfo | None:
             symbols=tuple(raw["symbols"]),
             interval=str(raw["interval"]),
             start_time=datetime.fromisoformat(start),
+            session_run_id=None if session_run_id is None else str(session_run_id),
         )
     except (yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
         raise RecoveryError(f"{path} is unreadable: {exc}", path=str(path)) from exc
@@ -145,9 +167,11 @@ def open_run_folder(
 ) -> tuple[int, Path]:
     """Folder of a session's run on ``day``: the same N when possible.
 
-    ``run_N`` is used when it is free (created exclusively) or already belongs to this session
-    (a retry continues there). If another session owns it, the next free N of that date is
-    taken instead. ``run.yaml`` is written when the folder is new.
+    ``run_N`` is used when it is free (created exclusively) or already belongs to this run of
+    the session (a retry continues there). If another session (or another run of this one)
+    owns it, the folder this run took instead on that date is used again when there is one
+    (a later task of the same date, or a retry), else the next free N of that date is taken
+    and its run.yaml records ``session_run_id``. ``run.yaml`` is written when the folder is new.
 
     Returns:
         (N actually used, folder).
@@ -166,12 +190,18 @@ def open_run_folder(
         raise persistence_error(exc, folder) from exc
     number = run_number
     if not created:
-        owner = _owner(folder)
-        if owner is not None and owner != info.session_id:
+        try:
+            owner = read_run_yaml(folder)
+        except RecoveryError:
+            owner = None
+        if owner is None:
+            created = True  # allocated by start_session moments ago, or a crash before run.yaml
+        elif owner.session_id != info.session_id or session_run_number(folder, owner) != number:
+            taken = _displaced_folder(day_dir, info.session_id, run_number)
+            if taken is not None:
+                return taken
             number, folder = allocate_run(day_dir)
             created = True
-        elif owner is None:
-            created = True  # allocated by start_session moments ago, or a crash before run.yaml
     if created:
         write_run_yaml(
             folder,
@@ -184,17 +214,62 @@ def open_run_folder(
                 symbols=info.symbols,
                 interval=info.interval,
                 start_time=info.start_time,
+                session_run_id=f"run_{run_number}",
             ),
         )
     return number, folder
 
 
-def _owner(folder: Path) -> str | None:
+def session_run_number(folder: Path, info: RunInfo | None = None) -> int:
+    """N of the session's run that writes a run folder (``run_N`` of its first date).
+
+    It is the folder's own N unless another session owned ``run_N`` on the folder's date:
+    then run.yaml names the session's run as ``session_run_id`` (stats.yaml does too, which
+    is read for folders whose run.yaml predates that key).
+
+    Args:
+        folder: A ``run_<int>`` folder.
+        info: Its run.yaml, when already read.
+
+    Raises:
+        ValueError: If the folder is not named ``run_<int>``.
+    """
+    own = parse_run_number(folder.name)
+    if own is None:
+        raise ValueError(f"{folder} is not a run folder")
+    recorded = info.session_run_id if info is not None else None
+    if recorded is None:
+        recorded = _stats_session_run_id(folder)
+    number = parse_run_number(recorded) if recorded is not None else None
+    return own if number is None else number
+
+
+def _stats_session_run_id(folder: Path) -> str | None:
     try:
-        info = read_run_yaml(folder)
-    except RecoveryError:
+        data = yaml.safe_load((folder / STATS_FILE).read_text())
+    except (OSError, yaml.YAMLError):
         return None
-    return info.session_id if info else None
+    value = data.get("session_run_id") if isinstance(data, dict) else None
+    return None if value is None else str(value)
+
+
+def _displaced_folder(day_dir: Path, session_id: str, run_number: int) -> tuple[int, Path] | None:
+    """The folder of a date that a session's run N took because run_N was not its own."""
+    for n in existing_runs(day_dir):
+        if n == run_number:
+            continue
+        folder = day_dir / f"run_{n}"
+        try:
+            info = read_run_yaml(folder)
+        except RecoveryError:
+            continue
+        if (
+            info is not None
+            and info.session_id == session_id
+            and session_run_number(folder, info) == run_number
+        ):
+            return n, folder
+    return None
 
 
 def find_session_runs(data_output: Path, session_id: str) -> list[tuple[date, int, Path]]:

@@ -116,10 +116,17 @@ def test_same_number_on_later_dates_and_collision(tmp_path: Path) -> None:
     info3 = read_run_yaml(f3)
     assert info3 is not None
     assert info3.run_id == "run_2"
+    assert info3.session_run_id == "run_1"  # the session's own run, as stats.yaml says
+    # A later step of the same run on that date (a retry) finds that folder again.
+    assert open_run_folder(tmp_path, date(2025, 10, 3), n, _info("alpha", n)) == (2, f3)
+    # Another run of alpha never takes it: its run_2 is alpha's run 1.
+    n4, f4 = open_run_folder(tmp_path, date(2025, 10, 3), 2, _info("alpha", 2))
+    assert (n4, f4.name) == (3, "run_3")
     assert [(d.isoformat(), k) for d, k, _ in find_session_runs(tmp_path, "alpha")] == [
         ("2025-10-01", 1),
         ("2025-10-02", 1),
         ("2025-10-03", 2),
+        ("2025-10-03", 3),
     ]
 
 
