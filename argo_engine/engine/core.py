@@ -19,6 +19,7 @@ twice.
 from __future__ import annotations
 
 import gc
+import hashlib
 import logging
 import math
 import threading
@@ -92,6 +93,11 @@ _INF = math.inf
 
 # Dates whose final flush may run in the background at once (see TradingEngine._roll).
 _MAX_CLOSING = 4
+
+# Characters of an order id that name its session. Binance takes client order ids of 1-36 of
+# [A-Za-z0-9._-] as they are (readable at the venue); "-r{N}-{seq:06d}" takes 10-12 more.
+_ORDER_SESSION_CHARS = 24
+_ORDER_SESSION_DIGEST = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +219,7 @@ class TradingEngine:
         self._last_bar: dict[str, Bar] = {}
         self._open: dict[str, Order] = {}
         self._order_seq = 0
+        self._order_prefix = order_id_prefix(session_id)
         # Brokers whose book lives in this process (paper) are rebuilt from the journals after
         # a crash; venue brokers are asked instead.
         self._replay_order: Callable[[Order], None] | None = getattr(broker, "replay_order", None)
@@ -1070,7 +1077,7 @@ class TradingEngine:
 
     def _next_order_id(self) -> str:
         self._order_seq += 1
-        return f"{self.session_id[:12]}-r{self.run_number}-{self._order_seq:06d}"
+        return f"{self._order_prefix}-r{self.run_number}-{self._order_seq:06d}"
 
     def place_order(self, intent: OrderIntent) -> Order:
         """Record a strategy's order intent durably, then submit it to the broker.
@@ -1359,7 +1366,31 @@ def _json_default(value: object) -> object:
     raise TypeError(f"{type(value).__name__} is not JSON-serializable")
 
 
+def order_id_prefix(session_id: str) -> str:
+    """The part of a session's order ids that names the session (at most 24 characters).
+
+    Order ids are ``{prefix}-r{N}-{seq:06d}``. Sessions whose ids start alike (generated ids
+    of the same ten minutes, names such as ``btc-momentum-a`` / ``-b``) may share a data
+    output or a venue account, where a shared id would let one session's order stand for
+    another's (a venue refuses a client order id already open, and looks orders up by it).
+    So the prefix is the whole session id when it fits (generated ids, 24 characters, do);
+    a longer one keeps its first 15 characters, then 8 hex digits of its SHA-256.
+
+    Args:
+        session_id: The session id.
+
+    Returns:
+        The order id prefix.
+    """
+    if len(session_id) <= _ORDER_SESSION_CHARS:
+        return session_id
+    digest = hashlib.sha256(session_id.encode()).hexdigest()[:_ORDER_SESSION_DIGEST]
+    return f"{session_id[: _ORDER_SESSION_CHARS - _ORDER_SESSION_DIGEST - 1]}-{digest}"
+
+
 def _order_seq_of(order_id: str, run_number: int) -> int:
+    # Reads ids of every shape written so far (the session part was once its first 12
+    # characters): only the "-r{N}-{seq}" tail counts.
     head, _, tail = order_id.rpartition("-")
     if head.endswith(f"-r{run_number}") and tail.isdigit():
         return int(tail)

@@ -148,9 +148,14 @@ def _session(tmp_path: Path, replay: Path, *, background: bool) -> Path:
     out = tmp_path / ("background" if background else "inline")
     from argo_engine.settings import load_settings
 
+    # One session id for both outputs: order ids carry it, and the files must be equal.
     settings = load_settings(
         None,
-        session={"data_output": str(out), "symbols": ["BTCUSDT", "ETHUSDT"]},
+        session={
+            "data_output": str(out),
+            "symbols": ["BTCUSDT", "ETHUSDT"],
+            "session_id": "flush-compare",
+        },
         feed={"kind": "replay", "replay_file": str(replay)},
         broker={"commission": "fixed_rate", "commission_rate": 0.001},
         persistence={"background_flush": background, "flush_interval_s": 1.0},
