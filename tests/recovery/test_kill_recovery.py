@@ -26,6 +26,12 @@ ROOT = Path(__file__).resolve().parents[2]
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 BARS_PER_SYMBOL = 700  # 22:00 -> 09:40 next day: one rollover
 TOTAL_BARS = BARS_PER_SYMBOL * len(SYMBOLS)
+# Kill points of the flush modes, in counted writes. The child's clock moves with the bars, so
+# the N-th write is the same one in every run, however loaded the machine: in ``bgflush`` the
+# writes up to 320 span the first date (orders, fills, resting orders), its close and the
+# next date's open; in ``flush`` (parquet writes only) about half the session. A full run
+# makes well over 320 of either.
+WRITE_KILL_POINTS = 320
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +148,7 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(
     if mode == "bar":
         assert child("bar", rng.randint(1, TOTAL_BARS - 1)) == -signal.SIGKILL
     elif mode in ("flush", "bgflush"):
-        assert child(mode, rng.randint(1, 40)) == -signal.SIGKILL
+        assert child(mode, rng.randint(1, WRITE_KILL_POINTS)) == -signal.SIGKILL
     elif mode == "rollover":
         assert child("rollover", 1) == -signal.SIGKILL
     else:  # killed twice, then resumed
