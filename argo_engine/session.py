@@ -38,7 +38,6 @@ from argo_engine.persistence.runs import (
     find_session_runs,
     read_run_yaml,
     session_run_number,
-    write_run_yaml,
 )
 from argo_engine.persistence.schema import JOURNAL_DIR, STATS_FILE, TABLES
 from argo_engine.ports import Broker, MarketDataFeed
@@ -214,15 +213,15 @@ def start_session(
         if state is not None:
             started = datetime.fromisoformat(state["session_start"])
             session_start = min(session_start, started)
-    number, folder = allocate_run(data_output / day.isoformat())
-    write_run_yaml(
-        folder,
-        RunInfo(
+    strategy_name = getattr(strategy_cls, "name", strategy_cls.__name__)
+    number, folder = allocate_run(
+        data_output / day.isoformat(),
+        lambda n: RunInfo(
             session_id=sid,
-            run_id=f"run_{number}",
-            run_number=number,
+            run_id=f"run_{n}",
+            run_number=n,
             date=day,
-            strategy=getattr(strategy_cls, "name", strategy_cls.__name__),
+            strategy=strategy_name,
             symbols=tuple(settings.session.symbols),
             interval=settings.session.interval,
             start_time=session_start,

@@ -1,7 +1,8 @@
 """Run folders: atomic run-number allocation, run.yaml, and finding a session's runs.
 
-``{data_output}/{YYYY-MM-DD}/run_N``: N is allocated as max(existing N) + 1 with an exclusive
-``mkdir`` (retried on conflict), so concurrent starts never share a folder. Only directories
+``{data_output}/{YYYY-MM-DD}/run_N``: N is allocated as max(existing N) + 1; the folder is
+staged with its run.yaml and renamed into place (retried on conflict), so concurrent starts
+never share a folder and no ``run_N`` ever exists without its identity. Only directories
 named ``run_<digits>`` count (``run_007`` is 7); gaps are never filled; new names are never
 padded. A session's run keeps its N on later dates; where another session owns ``run_N`` there,
 the run takes the next free N of that date, and its run.yaml records the session's own run id
@@ -10,8 +11,12 @@ the run takes the next free N of that date, and its run.yaml records the session
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import secrets
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -50,8 +55,48 @@ def _inside(root: Path, path: Path) -> None:
         raise ConfigurationError(f"{path} escapes the data output {root}", field="data_output")
 
 
-def allocate_run(day_dir: Path) -> tuple[int, Path]:
-    """Create the next ``run_N`` folder of a date atomically.
+def create_run_folder(day_dir: Path, number: int, info: RunInfo) -> Path | None:
+    """Create ``run_<number>`` with its run.yaml in one step; None if the name is taken.
+
+    The folder is staged under a hidden name with its run.yaml, then renamed into place: a
+    ``run_N`` folder never exists without its identity, even after a crash at any point (a
+    crash before the rename leaves only a hidden ``.run_N.*.tmp`` folder, which is not a
+    run). The rename does not replace a folder that holds anything, so two starts racing for
+    one N never share it; an empty ``run_N`` left by an older version is taken over.
+
+    Args:
+        day_dir: The date folder (created if missing).
+        number: N to create.
+        info: Its identity.
+
+    Raises:
+        PersistenceError: If the folder cannot be created.
+    """
+    folder = day_dir / f"run_{number}"
+    staging = day_dir / f".run_{number}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    try:
+        day_dir.mkdir(parents=True, exist_ok=True)
+        os.mkdir(staging)
+        write_run_yaml(staging, info)
+        os.rename(staging, folder)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+            return None  # another run's folder, or a file squatting on the name
+        raise persistence_error(exc, folder) from exc
+    except PersistenceError:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    fsync_dir(day_dir)
+    return folder
+
+
+def allocate_run(day_dir: Path, identity: Callable[[int], RunInfo]) -> tuple[int, Path]:
+    """Create the next ``run_N`` folder of a date atomically, with its run.yaml.
+
+    Args:
+        day_dir: The date folder.
+        identity: The run.yaml of the folder, given the N it gets.
 
     Returns:
         (N, folder).
@@ -59,25 +104,16 @@ def allocate_run(day_dir: Path) -> tuple[int, Path]:
     Raises:
         PersistenceError: If the folder cannot be created.
     """
-    try:
-        day_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise persistence_error(exc, day_dir) from exc
     floor = 0
     for _ in range(_MAX_ATTEMPTS):
         numbers = existing_runs(day_dir)
         n = max(numbers[-1] if numbers else 0, floor) + 1
-        folder = day_dir / f"run_{n}"
-        try:
-            os.mkdir(folder)
-        except FileExistsError:
-            if not folder.is_dir():
-                floor = n  # a file squats on the name: never touch it, skip the number
-            continue  # otherwise another process took N first: look again
-        except OSError as exc:
-            raise persistence_error(exc, folder) from exc
-        fsync_dir(day_dir)
-        return n, folder
+        folder = create_run_folder(day_dir, n, identity(n))
+        if folder is not None:
+            return n, folder
+        if not (day_dir / f"run_{n}").is_dir():
+            floor = n  # a file squats on the name: never touch it, skip the number
+        # otherwise another process took N first: look again
     raise PersistenceError(f"could not allocate a run folder in {day_dir}", path=str(day_dir))
 
 
@@ -179,45 +215,37 @@ def open_run_folder(
     day_dir = data_output / day.isoformat()
     folder = day_dir / f"run_{run_number}"
     _inside(data_output, folder)
-    try:
-        day_dir.mkdir(parents=True, exist_ok=True)
-        os.mkdir(folder)
-        fsync_dir(day_dir)
-        created = True
-    except FileExistsError:
-        created = False
-    except OSError as exc:
-        raise persistence_error(exc, folder) from exc
-    number = run_number
-    if not created:
-        try:
-            owner = read_run_yaml(folder)
-        except RecoveryError:
-            owner = None
-        if owner is None:
-            created = True  # allocated by start_session moments ago, or a crash before run.yaml
-        elif owner.session_id != info.session_id or session_run_number(folder, owner) != number:
-            taken = _displaced_folder(day_dir, info.session_id, run_number)
-            if taken is not None:
-                return taken
-            number, folder = allocate_run(day_dir)
-            created = True
-    if created:
-        write_run_yaml(
-            folder,
-            RunInfo(
-                session_id=info.session_id,
-                run_id=f"run_{number}",
-                run_number=number,
-                date=day,
-                strategy=info.strategy,
-                symbols=info.symbols,
-                interval=info.interval,
-                start_time=info.start_time,
-                session_run_id=f"run_{run_number}",
-            ),
+
+    def identity(number: int) -> RunInfo:
+        return RunInfo(
+            session_id=info.session_id,
+            run_id=f"run_{number}",
+            run_number=number,
+            date=day,
+            strategy=info.strategy,
+            symbols=info.symbols,
+            interval=info.interval,
+            start_time=info.start_time,
+            session_run_id=f"run_{run_number}",
         )
-    return number, folder
+
+    if create_run_folder(day_dir, run_number, identity(run_number)) is not None:
+        return run_number, folder
+    try:
+        owner = read_run_yaml(folder)
+    except RecoveryError:
+        owner = None
+    if owner is None:
+        # A folder without its identity: left by a version that created folders before
+        # their run.yaml (or unreadable). Nothing else can own it: it is this run's.
+        write_run_yaml(folder, identity(run_number))
+        return run_number, folder
+    if owner.session_id != info.session_id or session_run_number(folder, owner) != run_number:
+        taken = _displaced_folder(day_dir, info.session_id, run_number)
+        if taken is not None:
+            return taken
+        return allocate_run(day_dir, identity)
+    return run_number, folder
 
 
 def session_run_number(folder: Path, info: RunInfo | None = None) -> int:

@@ -34,6 +34,10 @@ def _info(session: str, n: int = 1, day: date = date(2025, 10, 1)) -> RunInfo:
     )
 
 
+def _alpha(n: int) -> RunInfo:
+    return _info("alpha", n)
+
+
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
@@ -55,7 +59,7 @@ def test_parse_run_number(name: str, expected: int | None) -> None:
 
 
 def test_first_run_is_run_1(tmp_path: Path) -> None:
-    n, folder = allocate_run(tmp_path / "2025-10-01")
+    n, folder = allocate_run(tmp_path / "2025-10-01", _alpha)
     assert (n, folder.name) == (1, "run_1")
     assert folder.is_dir()
 
@@ -66,16 +70,50 @@ def test_existing_runs_gaps_padded_and_junk(tmp_path: Path) -> None:
         (day / name).mkdir(parents=True)
     (day / "run_9").write_text("a file, not a run")
     assert existing_runs(day) == [1, 5, 7]
-    n, folder = allocate_run(day)
+    n, folder = allocate_run(day, _alpha)
     assert (n, folder.name) == (8, "run_8")  # gaps never filled, never padded
-    n, folder = allocate_run(day)
+    n, folder = allocate_run(day, _alpha)
     assert (n, folder.name) == (10, "run_10")  # the file named run_9 is left alone
     assert (day / "run_9").read_text() == "a file, not a run"
 
 
+def test_a_run_folder_exists_only_with_its_run_yaml(tmp_path: Path) -> None:
+    day = tmp_path / "2025-10-01"
+    n, folder = allocate_run(day, _alpha)
+    info = read_run_yaml(folder)
+    assert info is not None
+    assert (info.session_id, info.run_id, info.run_number) == ("alpha", "run_1", n)
+    # No staging folder is left behind.
+    assert sorted(p.name for p in day.iterdir()) == ["run_1"]
+
+
+def test_a_crash_before_the_rename_leaves_no_run(tmp_path: Path) -> None:
+    # What a crash between staging and renaming leaves: a hidden folder with a run.yaml.
+    day = tmp_path / "2025-10-01"
+    staging = day / ".run_1.4242.0badc0de.tmp"
+    staging.mkdir(parents=True)
+    write_run_yaml(staging, _info("crashed", 1))
+    assert existing_runs(day) == []
+    assert find_session_runs(tmp_path, "crashed") == []
+    # The next start takes run_1, and a later date of that session gets its own run_1.
+    n, folder = allocate_run(day, _alpha)
+    assert (n, folder.name) == (1, "run_1")
+    assert open_run_folder(tmp_path, date(2025, 10, 2), 1, _info("alpha", 1))[1].name == "run_1"
+
+
+def test_an_empty_run_folder_of_an_older_version_is_taken_by_its_run(tmp_path: Path) -> None:
+    # Older versions created run_N before its run.yaml: a crash in between left it empty.
+    (tmp_path / "2025-10-02" / "run_1").mkdir(parents=True)
+    n, folder = open_run_folder(tmp_path, date(2025, 10, 2), 1, _info("alpha", 1))
+    assert (n, folder.name) == (1, "run_1")
+    info = read_run_yaml(folder)
+    assert info is not None
+    assert info.session_id == "alpha"
+
+
 def _allocate(day: str, barrier: object, queue: object) -> None:
     barrier.wait()  # type: ignore[attr-defined]
-    n, _ = allocate_run(Path(day))
+    n, _ = allocate_run(Path(day), _alpha)
     queue.put(n)  # type: ignore[attr-defined]
 
 
@@ -96,7 +134,7 @@ def test_eight_processes_get_eight_distinct_numbers(tmp_path: Path) -> None:
 
 
 def test_same_number_on_later_dates_and_collision(tmp_path: Path) -> None:
-    n, folder = allocate_run(tmp_path / "2025-10-01")
+    n, folder = allocate_run(tmp_path / "2025-10-01", _alpha)
     write_run_yaml(folder, _info("alpha", n))
     # A later date: same N.
     n2, f2 = open_run_folder(tmp_path, date(2025, 10, 2), n, _info("alpha", n))
