@@ -12,7 +12,7 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -46,6 +46,9 @@ from argo_engine.strategies.base import Strategy
 from argo_engine.strategies.registry import resolve_strategy
 
 log = logging.getLogger(__name__)
+
+# Before every bar (timezone-aware, so that it compares with saved cursors).
+_NEVER = datetime.min.replace(tzinfo=UTC)
 
 # In-process observers (e.g. the CLI's live status line) merged into every engine this process
 # opens, including engines opened inside Prefect tasks of an in-process flow run.
@@ -172,8 +175,6 @@ def _first_replay_time(settings: ArgoSettings) -> datetime:
             field="feed.replay_file",
         )
     value: datetime = row[0]
-    from datetime import UTC
-
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
@@ -356,23 +357,35 @@ def find_resume_state(
 ) -> dict[str, Any] | None:
     """Latest saved engine state of the session at or before ``day``.
 
-    Prefers this run's own folders, then the newest state of any earlier run of the session
-    (a restart after a crash continues positions, cash, cache and cumulative stats).
+    The latest is the one furthest along the market: the latest trading date, then the
+    latest bar it counted, then the later run (runs of a session start one after another),
+    then the later save. The wall clock only breaks ties: a clock set back between two
+    starts (NTP, another machine) must not make a restart resume from an older state and
+    store its bars again.
     """
-    best: tuple[tuple[int, str, str], dict[str, Any]] | None = None
+    best: tuple[tuple[str, datetime, int, str], dict[str, Any]] | None = None
     for run_day, _, folder in find_session_runs(data_output, session_id):
         if run_day > day or not (folder / JOURNAL_DIR / STATE_FILE).exists():
             continue
         number = _session_run_number(folder)
+        if number == run_number and run_day == day:
+            continue  # the engine reloads its own folder's state itself
         state = _safe_state(folder)
         if state is None:
             continue
-        rank = (1 if number == run_number else 0, run_day.isoformat(), state.get("saved_at", ""))
-        if number == run_number and run_day == day:
-            continue  # the engine reloads its own folder's state itself
-        if best is None or (rank[1], rank[2], rank[0]) > (best[0][1], best[0][2], best[0][0]):
+        rank = (run_day.isoformat(), _progress(state), number, str(state.get("saved_at", "")))
+        if best is None or rank > best[0]:
             best = (rank, state)
     return None if best is None else best[1]
+
+
+def _progress(state: dict[str, Any]) -> datetime:
+    """Time of the latest bar a saved state counted (the earliest time when none)."""
+    times = state.get("last_time") or {}
+    try:
+        return max((datetime.fromisoformat(str(t)) for t in times.values()), default=_NEVER)
+    except (TypeError, ValueError):
+        return _NEVER  # an unreadable cursor ranks below every readable one
 
 
 def stored_bars(data_output: Path, symbols: list[str], before: datetime, n: int) -> list[Bar]:
@@ -381,8 +394,6 @@ def stored_bars(data_output: Path, symbols: list[str], before: datetime, n: int)
     Reads every ``*/run_*/market_data.parquet`` under ``data_output`` (all sessions: market data
     is market data) and deduplicates on (symbol, time).
     """
-    from datetime import UTC
-
     from argo_engine.prefetch import stored_files
 
     files = stored_files(data_output)
