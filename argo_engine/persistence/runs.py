@@ -16,6 +16,7 @@ import os
 import re
 import secrets
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -29,6 +30,9 @@ from argo_engine.persistence.files import atomic_write_bytes, fsync_dir, persist
 from argo_engine.persistence.schema import RUN_FILE, STATS_FILE
 
 _RUN_RE = re.compile(r"^run_([0-9]+)$")
+# Where create_run_folder stages a run folder, and when a leftover one counts as abandoned.
+_STAGING_RE = re.compile(r"^\.run_[0-9]+\.[0-9]+\.[0-9a-f]+\.tmp$")
+STALE_STAGING_S = 3600.0
 _MAX_ATTEMPTS = 1000
 
 
@@ -76,6 +80,7 @@ def create_run_folder(day_dir: Path, number: int, info: RunInfo) -> Path | None:
     staging = day_dir / f".run_{number}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
         day_dir.mkdir(parents=True, exist_ok=True)
+        _remove_stale_staging(day_dir)
         os.mkdir(staging)
         write_run_yaml(staging, info)
         os.rename(staging, folder)
@@ -89,6 +94,22 @@ def create_run_folder(day_dir: Path, number: int, info: RunInfo) -> Path | None:
         raise
     fsync_dir(day_dir)
     return folder
+
+
+def _remove_stale_staging(day_dir: Path) -> None:
+    """Remove staging folders that a crash left behind (older than STALE_STAGING_S).
+
+    A start stages its folder for milliseconds; one an hour old belongs to no live start.
+    """
+    horizon = time.time() - STALE_STAGING_S
+    for entry in os.scandir(day_dir):
+        if _STAGING_RE.match(entry.name) and entry.is_dir(follow_symlinks=False):
+            try:
+                stale = entry.stat(follow_symlinks=False).st_mtime < horizon
+            except FileNotFoundError:
+                continue  # renamed into place (or removed) meanwhile
+            if stale:
+                shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def allocate_run(day_dir: Path, identity: Callable[[int], RunInfo]) -> tuple[int, Path]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 
 from argo_engine.errors import ConfigurationError
 from argo_engine.persistence.runs import (
+    STALE_STAGING_S,
     RunInfo,
     allocate_run,
     existing_runs,
@@ -99,6 +102,19 @@ def test_a_crash_before_the_rename_leaves_no_run(tmp_path: Path) -> None:
     n, folder = allocate_run(day, _alpha)
     assert (n, folder.name) == (1, "run_1")
     assert open_run_folder(tmp_path, date(2025, 10, 2), 1, _info("alpha", 1))[1].name == "run_1"
+
+
+def test_staging_folders_abandoned_by_a_crash_are_removed_later(tmp_path: Path) -> None:
+    day = tmp_path / "2025-10-01"
+    old = day / ".run_1.4242.0badc0de.tmp"
+    recent = day / ".run_2.4343.0badc0df.tmp"  # a concurrent start, mid-creation
+    for folder in (old, recent):
+        folder.mkdir(parents=True)
+        write_run_yaml(folder, _info("crashed", 1))
+    an_hour_ago = time.time() - STALE_STAGING_S - 1
+    os.utime(old, (an_hour_ago, an_hour_ago))
+    allocate_run(day, _alpha)
+    assert sorted(p.name for p in day.iterdir()) == [recent.name, "run_1"]
 
 
 def test_an_empty_run_folder_of_an_older_version_is_taken_by_its_run(tmp_path: Path) -> None:
