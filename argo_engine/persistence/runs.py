@@ -250,7 +250,11 @@ def open_run_folder(
             session_run_id=f"run_{run_number}",
         )
 
-    if create_run_folder(day_dir, run_number, identity(run_number)) is not None:
+    # Most opens find the folder there already (start_session made it, or an earlier task or
+    # retry of this date did): staging a run.yaml, with its fsync, only to have the rename
+    # refused is for a name that looks free.
+    free = not os.path.lexists(folder)
+    if free and create_run_folder(day_dir, run_number, identity(run_number)) is not None:
         return run_number, folder
     try:
         owner = read_run_yaml(folder)
