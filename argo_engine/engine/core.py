@@ -25,7 +25,7 @@ import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -482,7 +482,7 @@ class TradingEngine:
     def _finish_filled(self, order: Order) -> None:
         """Record as FILLED an order whose journaled fills complete it."""
         writers, _, _ = self._require_day()
-        filled = replace(order, status=OrderStatus.FILLED)
+        filled = order.with_status(OrderStatus.FILLED)
         writers.append_order(filled)
         self._open.pop(order.order_id, None)
         if self._replay_order is not None:
@@ -1110,9 +1110,8 @@ class TradingEngine:
         )
         self._counts["orders"] += 1
         if intent.symbol not in self._symbol_set:
-            order = replace(
-                order,
-                status=OrderStatus.REJECTED,
+            order = order.with_status(
+                OrderStatus.REJECTED,
                 reason="invalid_symbol",
                 message=f"symbol {intent.symbol!r} is not traded in this session",
             )
@@ -1129,8 +1128,8 @@ class TradingEngine:
         try:
             updates = self.broker.submit(order, bar)
         except TransientError as exc:
-            failed = replace(
-                order, status=OrderStatus.FAILED, reason="broker_unavailable", message=str(exc)
+            failed = order.with_status(
+                OrderStatus.FAILED, reason="broker_unavailable", message=str(exc)
             )
             writers.append_order(failed, durable=self._durable_orders)
             self._fire("on_error", exc)

@@ -21,7 +21,6 @@ reached the broker is resolved by :meth:`PaperBroker.recover`: FAILED, never sen
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -75,8 +74,7 @@ class PaperBroker:
         problem = self._check(order)
         if problem is not None:
             reason, message = problem
-            return [OrderUpdate(replace(order, status=OrderStatus.REJECTED, reason=reason,
-                                        message=message))]  # fmt: skip
+            return [self._reject(order, reason, message)]
         if order.order_type is OrderType.MARKET:
             price = bar.close if bar is not None else order.price
             if not (math.isfinite(price) and price > 0):
@@ -92,8 +90,10 @@ class PaperBroker:
         if order is None:
             return []
         self._reserved_cash.pop(order_id, None)
-        return [OrderUpdate(replace(order, status=OrderStatus.CANCELLED, reason="cancelled",
-                                    message="cancelled by the strategy"))]  # fmt: skip
+        cancelled = order.with_status(
+            OrderStatus.CANCELLED, "cancelled", "cancelled by the strategy"
+        )
+        return [OrderUpdate(cancelled)]
 
     def on_bar(self, bar: Bar) -> list[OrderUpdate]:
         """Remember the price; fill resting LIMIT orders the bar's range crosses."""
@@ -168,9 +168,8 @@ class PaperBroker:
         """
         return [
             OrderUpdate(
-                replace(
-                    order,
-                    status=OrderStatus.FAILED,
+                order.with_status(
+                    OrderStatus.FAILED,
                     reason="lost_on_restart",
                     message="the engine stopped before the paper broker accepted this order; "
                     "it was not sent again",
@@ -259,8 +258,7 @@ class PaperBroker:
         self._resting[order.order_id] = order
 
     def _reject(self, order: Order, reason: str, message: str) -> OrderUpdate:
-        return OrderUpdate(replace(order, status=OrderStatus.REJECTED, reason=reason,
-                                   message=message))  # fmt: skip
+        return OrderUpdate(order.with_status(OrderStatus.REJECTED, reason, message))
 
     def _cash_needed(self, order: Order, price: float) -> float:
         opening_short = order.position_type is PositionType.SHORT and order.side is Side.BUY

@@ -376,9 +376,8 @@ class BinanceBroker:
             if venue is None:
                 updates.append(
                     OrderUpdate(
-                        replace(
-                            order,
-                            status=OrderStatus.FAILED,
+                        order.with_status(
+                            OrderStatus.FAILED,
                             reason="lost_on_restart",
                             message="Binance never received this order; it was not sent again",
                         )
@@ -635,23 +634,21 @@ class BinanceBroker:
         if status is not order.status:
             if status is OrderStatus.CANCELLED:
                 expired = venue.status.startswith("EXPIRED")
-                order = replace(
-                    order,
-                    status=status,
+                order = order.with_status(
+                    status,
                     reason="expired" if expired else "cancelled",
                     message=f"Binance status {venue.status}; executed "
                     f"{_qty_text(venue.executed_qty)} of "
                     f"{_qty_text(venue.orig_qty)}",
                 )
             elif status is OrderStatus.REJECTED:
-                order = replace(
-                    order,
-                    status=status,
+                order = order.with_status(
+                    status,
                     reason="rejected_by_venue",
                     message=f"Binance status {venue.status}",
                 )
             else:
-                order = replace(order, status=status)
+                order = order.with_status(status)
         if not fills and order == tracked.order:
             return None
         tracked.order = order
@@ -706,4 +703,4 @@ def _rejection_reason(exc: BinanceApiError) -> str:
 
 
 def _rejected(order: Order, reason: str, message: str) -> OrderUpdate:
-    return OrderUpdate(replace(order, status=OrderStatus.REJECTED, reason=reason, message=message))
+    return OrderUpdate(order.with_status(OrderStatus.REJECTED, reason, message))
