@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from itertools import repeat
 from pathlib import Path
 from typing import Literal
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from argo_engine.clock import Clock, LiveClock
 from argo_engine.domain.intervals import parse_interval
@@ -75,6 +80,7 @@ class ReplayFeed:
                 f"replay file {self.path} lacks column(s) {', '.join(missing)}",
                 field="replay_file",
             )
+        self._in_order = _in_time_symbol_order(self.path)
 
     def _query(self, symbol: str | None = None) -> tuple[str, list[object]]:
         where = []
@@ -96,7 +102,9 @@ class ReplayFeed:
             + ", ".join(f"CAST({c} AS DOUBLE) AS {c}" for c in REQUIRED[2:])
             + " FROM read_parquet(?)"
             + (" WHERE " + " AND ".join(where) if where else "")
-            + " ORDER BY time, symbol"
+            # A file already in (time, symbol) order is streamed in file order (DuckDB keeps
+            # insertion order): sorting a million rows costs ~0.4 s before the first bar.
+            + ("" if self._in_order else " ORDER BY time, symbol")
         )
         return sql, params
 
@@ -107,19 +115,22 @@ class ReplayFeed:
         try:
             reader = con.sql(sql, params=params).to_arrow_reader(_BATCH)
             assert reader is not None  # a SELECT always has a result
-            last_us: int | None = None
-            time: datetime | None = None
-            new = tuple.__new__  # Bar is a named tuple: build it without its Python __new__
             for batch in reader:
                 if stop is not None and stop.is_set():
                     return
-                columns = [column.to_pylist() for column in batch.columns]
-                for us, s, o, h, lo, c, v in zip(*columns, strict=True):
-                    if us != last_us:
-                        # One datetime per distinct time, shared by the bars of every symbol.
-                        last_us = us
-                        time = None if us is None else _EPOCH + timedelta(microseconds=us)
-                    yield new(Bar, (s, time, o, h, lo, c, v))
+                us, _, *prices = (column.to_pylist() for column in batch.columns)
+                symbol = _symbols(batch.column(1))
+                # One datetime per distinct time, shared by the bars of every symbol.
+                times = dict.fromkeys(us)
+                for key in times:
+                    times[key] = None if key is None else _EPOCH + timedelta(microseconds=key)
+                # The bars of a batch are built by C loops (map over zip; a Bar is a named
+                # tuple, built without its Python __new__): decoding was ~10% of a replay.
+                yield from map(
+                    tuple.__new__,
+                    repeat(Bar),
+                    zip(symbol, map(times.__getitem__, us), *prices, strict=True),
+                )
         finally:
             con.close()
 
@@ -149,3 +160,48 @@ class ReplayFeed:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+def _symbols(column: pa.Array) -> list[str | None] | Iterator[str]:
+    """A batch's symbols as Python strings, one (interned) object per distinct symbol.
+
+    Cheaper than a new string per row, and the engine's many per-symbol dict lookups then
+    find the very key object (no hashing, no comparison of characters).
+    """
+    if column.null_count or not (
+        pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+    ):
+        return column.to_pylist()  # type: ignore[no-any-return]
+    encoded = column.dictionary_encode()
+    names = [sys.intern(name) for name in encoded.dictionary.to_pylist()]
+    return map(names.__getitem__, encoded.indices.to_pylist())
+
+
+def _in_time_symbol_order(path: Path) -> bool:
+    """Whether a parquet file's rows are in strictly increasing (time, symbol) order.
+
+    Checked on the two key columns with vectorized Arrow kernels (tens of milliseconds for a
+    million rows). Anything unusual (a glob, nulls, a time column that is not a timestamp,
+    equal keys) answers False, and the query sorts as before.
+    """
+    if not path.is_file():
+        return False
+    try:
+        table = pq.read_table(path, columns=["time", "symbol"])
+    except (pa.ArrowException, OSError):
+        return False
+    time, symbol = table.column("time"), table.column("symbol")
+    if not pa.types.is_timestamp(time.type) or not (
+        pa.types.is_string(symbol.type) or pa.types.is_large_string(symbol.type)
+    ):
+        return False
+    if time.null_count or symbol.null_count:
+        return False
+    n = len(table)
+    if n < 2:
+        return True
+    t = pc.cast(time.combine_chunks(), pa.int64())
+    s = symbol.combine_chunks()
+    t0, t1, s0, s1 = t.slice(0, n - 1), t.slice(1), s.slice(0, n - 1), s.slice(1)
+    ordered = pc.or_(pc.less(t0, t1), pc.and_(pc.equal(t0, t1), pc.less(s0, s1)))
+    return bool(pc.all(ordered).as_py())

@@ -89,6 +89,49 @@ def test_replay_round_trip_filters_and_errors(tmp_path: Path) -> None:
         ReplayFeed(path=tmp_path / "garbage.parquet")
 
 
+def test_replay_keeps_time_symbol_order_whatever_the_file_order(tmp_path: Path) -> None:
+    # The feed streams a file in file order only when it is already strictly in (time, symbol)
+    # order; each layout below is almost in order and must still come out sorted.
+    bars = wave_bars(["AAAUSDT", "BBBUSDT", "CCCUSDT"], T0, 40)
+    ordered = sorted(bars, key=lambda b: (b.time, b.symbol))
+    layouts = {
+        "in order": ordered,
+        # times in order, symbols descending within each time
+        "symbols reversed": sorted(bars, key=lambda b: (b.time, [-ord(ch) for ch in b.symbol])),
+        # one late row at the end of the file
+        "one late row": ordered[1:] + ordered[:1],
+        # two rows swapped across a time boundary in the middle of the file
+        "swapped": [*ordered[:50], ordered[51], ordered[50], *ordered[52:]],
+    }
+    for name, layout in layouts.items():
+        path = write_replay(tmp_path / f"{name}.parquet", layout)
+        got = list(ReplayFeed(path=path).stream(threading.Event()))
+        assert got == ordered, name
+        # a filtered read of the same file keeps the order too
+        sub = list(ReplayFeed(path=path, symbols=["CCCUSDT", "AAAUSDT"]).stream(threading.Event()))
+        assert sub == [b for b in ordered if b.symbol != "BBBUSDT"], name
+
+
+def test_replay_sorts_files_with_duplicate_keys_or_null_times(tmp_path: Path) -> None:
+    bars = wave_bars(["AAAUSDT", "BBBUSDT"], T0, 10)
+    ordered = sorted(bars, key=lambda b: (b.time, b.symbol))
+    # A duplicate (time, symbol) is passed through (the engine rejects it), after its twin.
+    with_dup = ordered[:5] + ordered[4:]
+    got = list(ReplayFeed(path=write_replay(tmp_path / "dup.parquet", with_dup)).stream(
+        threading.Event()))  # fmt: skip
+    assert [(b.time, b.symbol) for b in got] == [(b.time, b.symbol) for b in with_dup]
+    # A row without a time is streamed last (as the sort puts it), never first.
+    table = pq.read_table(write_replay(tmp_path / "plain.parquet", ordered))
+    times = table.column("time").to_pylist()
+    times[0] = None
+    nulls = tmp_path / "null.parquet"
+    pq.write_table(table.set_column(0, "time", pa.array(times, pa.timestamp("us"))), nulls)
+    got = list(ReplayFeed(path=nulls).stream(threading.Event()))
+    assert got[:-1] == ordered[1:]
+    assert got[-1].time is None
+    assert got[-1].symbol == ordered[0].symbol
+
+
 def test_replay_realtime_pacing(tmp_path: Path) -> None:
     bars = wave_bars(["BTCUSDT"], T0, 6)
     clock = FakeClock(T0)
