@@ -41,6 +41,7 @@ from argo_engine.persistence.runs import (
 )
 from argo_engine.persistence.schema import JOURNAL_DIR, STATS_FILE, TABLES
 from argo_engine.ports import Broker, MarketDataFeed
+from argo_engine.scratch_db import query_connection
 from argo_engine.settings import ArgoSettings, validate_session_id
 from argo_engine.strategies.base import Strategy
 from argo_engine.strategies.registry import resolve_strategy
@@ -156,7 +157,7 @@ def _first_replay_time(settings: ArgoSettings) -> datetime:
         raise ConfigurationError(
             f"replay file {path} does not exist (feed.replay_file)", field="feed.replay_file"
         )
-    con = duckdb.connect()
+    con = query_connection()
     try:
         row = con.execute(
             "SELECT min(time) FROM read_parquet(?) WHERE symbol IN (SELECT unnest(?))",
@@ -399,7 +400,7 @@ def stored_bars(data_output: Path, symbols: list[str], before: datetime, n: int)
     files = stored_files(data_output)
     if not files or n <= 0:
         return []
-    con = duckdb.connect()
+    con = query_connection()
     try:
         rows = con.execute(
             """

@@ -19,6 +19,7 @@ from argo_engine.clock import Clock, LiveClock
 from argo_engine.domain.intervals import parse_interval
 from argo_engine.domain.market import Bar
 from argo_engine.errors import ConfigurationError
+from argo_engine.scratch_db import query_connection
 
 REQUIRED = ("time", "symbol", "open", "high", "low", "close", "volume")
 _BATCH = 50_000
@@ -63,7 +64,7 @@ class ReplayFeed:
         self.pace = pace
         self.step_s = parse_interval(interval).total_seconds() if interval else None
         self.clock = clock or LiveClock()
-        con = duckdb.connect()
+        con = query_connection()
         try:
             cols = [r[0] for r in con.execute(
                 "DESCRIBE SELECT * FROM read_parquet(?)", [str(self.path)]
@@ -111,7 +112,7 @@ class ReplayFeed:
     def _rows(
         self, sql: str, params: list[object], stop: threading.Event | None = None
     ) -> Iterator[Bar]:
-        con = duckdb.connect()
+        con = query_connection()
         try:
             reader = con.sql(sql, params=params).to_arrow_reader(_BATCH)
             assert reader is not None  # a SELECT always has a result
