@@ -185,14 +185,19 @@ def start_session(
     session_id: str | None = None,
     clock: Clock | None = None,
     first_date: date | None = None,
+    broker_factory: Callable[[], Broker] | None = None,
 ) -> SessionPlan:
     """Allocate ``run_N`` for a new engine start of a (new or resumed) session.
+
+    Crashed run folders of the session are recovered first (:func:`recover_stale_runs`).
 
     Args:
         settings: Validated settings.
         session_id: Session to start or resume; falls back to settings, then a fresh id.
         clock: Injected clock.
         first_date: First trading date; derived from the feed when None.
+        broker_factory: Builds the broker that recovers crashed folders (one per folder);
+            the configured broker when None.
 
     Returns:
         The plan; ``{data_output}/{first_date}/run_N/run.yaml`` exists when it returns.
@@ -206,7 +211,7 @@ def start_session(
     data_output = Path(settings.session.data_output)
     earlier = find_session_runs(data_output, sid)
     if earlier:
-        recover_stale_runs(settings, sid, clock=clock)
+        recover_stale_runs(settings, sid, clock=clock, broker_factory=broker_factory)
         # A resumed session continues where it stopped: never on a date before its last run.
         day = max(day, earlier[-1][0])
     session_start = clock.now()
@@ -244,17 +249,25 @@ def continue_session(
     session_id: str,
     clock: Clock | None = None,
     first_date: date | None = None,
+    broker_factory: Callable[[], Broker] | None = None,
 ) -> SessionPlan:
     """Continue a named session's latest run_N on a new date (daily deployments).
 
-    Falls back to :func:`start_session` when the session has no run yet.
+    Falls back to :func:`start_session` when the session has no run yet. ``broker_factory``
+    is as for :func:`start_session`.
     """
     clock = clock or LiveClock()
     sid = validate_session_id(session_id)
     runs = find_session_runs(Path(settings.session.data_output), sid)
     if not runs:
-        return start_session(settings, session_id=sid, clock=clock, first_date=first_date)
-    recover_stale_runs(settings, sid, clock=clock)
+        return start_session(
+            settings,
+            session_id=sid,
+            clock=clock,
+            first_date=first_date,
+            broker_factory=broker_factory,
+        )
+    recover_stale_runs(settings, sid, clock=clock, broker_factory=broker_factory)
     day = first_date or first_trading_date(settings, clock)
     # The latest run continues under its own N, also when its latest folder has another N
     # (another session owned run_N on that date).
@@ -300,7 +313,11 @@ def needs_recovery(folder: Path) -> bool:
 
 
 def recover_stale_runs(
-    settings: ArgoSettings, session_id: str, *, clock: Clock | None = None
+    settings: ArgoSettings,
+    session_id: str,
+    *,
+    clock: Clock | None = None,
+    broker_factory: Callable[[], Broker] | None = None,
 ) -> list[Path]:
     """Finish the folders of crashed runs of a session before a new run starts.
 
@@ -309,6 +326,14 @@ def recover_stale_runs(
     on that date): journal rows go into the parquet files, fills written after the last state
     save are applied to its state, unconfirmed orders are resolved, and a correct final
     stats.yaml (``session_run_id`` included) is written.
+
+    Args:
+        settings: Validated settings.
+        session_id: The session whose folders are recovered.
+        clock: Injected clock.
+        broker_factory: Builds the broker asked about unconfirmed orders, one per folder (it
+            is closed with the folder's engine); the configured broker when None. It must be
+            the venue that took the orders: another broker cannot know what became of them.
 
     Returns:
         The folders recovered.
@@ -323,7 +348,12 @@ def recover_stale_runs(
         state = find_resume_state(data_output, session_id, number, day)
         start = datetime.fromisoformat(state["session_start"]) if state else clock.now()
         engine = build_engine(
-            settings, session_id=session_id, run_number=number, clock=clock, session_start=start
+            settings,
+            session_id=session_id,
+            run_number=number,
+            clock=clock,
+            session_start=start,
+            broker=broker_factory() if broker_factory is not None else None,
         )
         try:
             # This very folder: another one of the same run and date may exist (left behind
@@ -657,9 +687,20 @@ def finalize_day(
     *,
     clock: Clock | None = None,
     callbacks: EngineCallbacks | None = None,
+    feed: MarketDataFeed | None = None,
+    broker: Broker | None = None,
 ) -> DaySummary:
     """Close ``day``: final parquet files, final stats.yaml, journal drained, integrity check."""
-    engine = open_engine(settings, plan, day, clock=clock, callbacks=callbacks, warm_up=False)
+    engine = open_engine(
+        settings,
+        plan,
+        day,
+        clock=clock,
+        callbacks=callbacks,
+        feed=feed,
+        broker=broker,
+        warm_up=False,
+    )
     try:
         daily = engine.close_day()
         summary = _summary_from_engine(engine, day, daily)
