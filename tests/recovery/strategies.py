@@ -151,3 +151,41 @@ class SeenBarsStrategy(Strategy):
                 OrderIntent(symbol=bar.symbol, side=Side.BUY, quantity=self.config.quantity,
                             order_type=OrderType.LIMIT, price=self.config.limit_price)
             )  # fmt: skip
+
+
+class TimedOrdersConfig(StrategyConfig):
+    """Parameters of :class:`TimedOrdersStrategy`."""
+
+    orders: dict[str, list[tuple[Side, OrderType, float]]] = Field(
+        default_factory=dict,
+        description="Per bar time (ISO 8601): orders of 1 unit as (side, type, limit price).",
+    )
+
+
+class TimedOrdersStrategy(Strategy):
+    """Places the orders scheduled for a bar's time: restart-invariant by construction.
+
+    A price of 0 stands for none (MARKET orders).
+    """
+
+    name = "timed_orders"
+    strategy_id = "tests.recovery.timed_orders"
+    config_model = TimedOrdersConfig
+
+    config: TimedOrdersConfig
+
+    def __init__(self) -> None:
+        self.config = TimedOrdersConfig()
+
+    def initialize(self, config: StrategyConfig) -> None:
+        """Store the validated parameters."""
+        assert isinstance(config, TimedOrdersConfig)
+        self.config = config
+
+    def on_bar(self, bar: Bar, ctx: StrategyContext) -> None:
+        """Place the orders scheduled for this bar."""
+        for side, order_type, price in self.config.orders.get(bar.time.isoformat(), []):
+            ctx.place_order(
+                OrderIntent(symbol=bar.symbol, side=side, quantity=1.0, order_type=order_type,
+                            price=price if order_type is OrderType.LIMIT else None)
+            )  # fmt: skip
