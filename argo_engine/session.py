@@ -32,6 +32,7 @@ from argo_engine.engine.core import (
     trading_day_bounds,
 )
 from argo_engine.errors import ConfigurationError, RecoveryError
+from argo_engine.persistence.journal import journal_holds_data
 from argo_engine.persistence.runs import (
     RunInfo,
     allocate_run,
@@ -303,10 +304,10 @@ def needs_recovery(folder: Path) -> bool:
     """Whether a run folder was left by a crash.
 
     A crash leaves journal data not yet in the parquet files, or files missing that a clean
-    stop always writes.
+    stop always writes; a recovery that failed midway (a broker answering 503 while PENDING
+    orders were resolved) leaves its marker.
     """
-    journal = folder / JOURNAL_DIR
-    if journal.exists() and any(p.stat().st_size > 0 for p in journal.glob("*.jsonl")):
+    if journal_holds_data(folder / JOURNAL_DIR):
         return True
     expected = [STATS_FILE, *(t.file_name for t in TABLES.values())]
     return any(not (folder / name).exists() for name in expected)

@@ -10,7 +10,13 @@ import yaml
 
 from argo_engine.errors import RecoveryError
 from argo_engine.persistence.runs import parse_run_number, read_run_yaml
-from argo_engine.persistence.schema import JOURNAL_DIR, RUN_FILE, STATS_FILE, TABLES
+from argo_engine.persistence.schema import (
+    JOURNAL_DIR,
+    RECOVERY_MARKER,
+    RUN_FILE,
+    STATS_FILE,
+    TABLES,
+)
 
 
 def verify_folder(folder: Path) -> list[str]:
@@ -18,7 +24,8 @@ def verify_folder(folder: Path) -> list[str]:
 
     Checks: every parquet file exists and is readable with the DESIGN.md schema, keys are unique,
     market data is sorted and unique on (symbol, time), stats.yaml parses and its daily trade
-    figures match trades.parquet, run.yaml exists, and no journal data is left undrained.
+    figures match trades.parquet, run.yaml exists, no journal data is left undrained and no
+    recovery was left unfinished.
 
     Returns:
         Human-readable problems, empty when the folder is sound.
@@ -72,6 +79,11 @@ def verify_folder(folder: Path) -> list[str]:
             if leftovers:
                 names = ", ".join(sorted(p.name for p in leftovers))
                 problems.append(f"{journal}: journal not drained ({names})")
+            if (journal / RECOVERY_MARKER).exists():
+                problems.append(
+                    f"{journal}: recovery not finished ({RECOVERY_MARKER}); the next start "
+                    "of the session finishes it"
+                )
     finally:
         con.close()
     return problems

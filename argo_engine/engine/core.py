@@ -63,10 +63,15 @@ from argo_engine.errors import (
     TerminalError,
     TransientError,
 )
-from argo_engine.persistence.files import atomic_write_bytes, move_aside, persistence_error
-from argo_engine.persistence.journal import Journal
+from argo_engine.persistence.files import (
+    atomic_write_bytes,
+    fsync_dir,
+    move_aside,
+    persistence_error,
+)
+from argo_engine.persistence.journal import Journal, journal_holds_data
 from argo_engine.persistence.runs import RunInfo, open_run_folder, parse_run_number
-from argo_engine.persistence.schema import JOURNAL_DIR, STATS_FILE
+from argo_engine.persistence.schema import JOURNAL_DIR, RECOVERY_MARKER, STATS_FILE
 from argo_engine.persistence.stats_yaml import (
     plain_document,
     read_stats_yaml,
@@ -293,6 +298,7 @@ class TradingEngine:
                 raise ValueError(f"{folder} is not a run folder of {day.isoformat()}")
             number = found
         self.run_id_on_day = f"run_{number}"
+        recovering = self._mark_recovery(folder)
         self.writers = RunWriters(
             folder,
             clock=self.clock,
@@ -337,7 +343,13 @@ class TradingEngine:
                 fields={"path": str(path)},
             )
         self._stats_dirty = True
-        if self.writers.background:
+        if recovering:
+            # The reconciled state and stats.yaml are durable before the marker goes: from
+            # then on the folder is like any other (a crash leaves rows in its journals).
+            self.save_state()
+            self.write_stats()
+            self._unmark_recovery(folder)
+        elif self.writers.background:
             if self.writers.idle():
                 # The flusher writes the folder's first stats.yaml (and state) right away.
                 self._submit_interval_flush(self.writers, with_state=True, full=False)
@@ -347,6 +359,43 @@ class TradingEngine:
         else:
             self.write_stats()
         return folder
+
+    def _mark_recovery(self, folder: Path) -> bool:
+        """Mark ``folder`` as being recovered if a crash left rows in its journals.
+
+        Opening its writers moves those rows into the parquet files and empties the journals,
+        before the state is reconciled with them (fills applied again, PENDING orders resolved
+        with the broker). Should that fail (a venue answering 503), the journals no longer
+        tell that the folder needs recovery: the marker does, until :meth:`open_day` has saved
+        the reconciled state. A new folder has no journal: one ``stat`` call.
+
+        Returns:
+            Whether the folder is being recovered (marked now, or by an earlier open that
+            failed).
+
+        Raises:
+            PersistenceError: If the marker cannot be written.
+        """
+        journal_dir = folder / JOURNAL_DIR
+        if not journal_holds_data(journal_dir):
+            return False
+        marker = journal_dir / RECOVERY_MARKER
+        if not marker.exists():
+            atomic_write_bytes(marker, b"")
+        return True
+
+    def _unmark_recovery(self, folder: Path) -> None:
+        """Remove the recovery marker once the reconciled state is durable.
+
+        Raises:
+            PersistenceError: If the marker cannot be removed.
+        """
+        journal_dir = folder / JOURNAL_DIR
+        try:
+            (journal_dir / RECOVERY_MARKER).unlink(missing_ok=True)
+            fsync_dir(journal_dir)
+        except OSError as exc:
+            raise persistence_error(exc, journal_dir) from exc
 
     def _reconcile_with_files(self) -> None:
         """Bring the restored state up to what the folder's journal and files hold.

@@ -25,7 +25,7 @@ from pathlib import Path
 import orjson
 
 from argo_engine.persistence.files import fsync_dir, persistence_error
-from argo_engine.persistence.schema import TableSchema
+from argo_engine.persistence.schema import RECOVERY_MARKER, TableSchema
 
 # One orjson call for a whole batch is several times faster than one call per row; the rows are
 # then split on the "],[" between them (see encode_rows).
@@ -405,3 +405,24 @@ class Journal:
                 with contextlib.suppress(OSError):
                     os.close(fd)
             self._synced = self._written
+
+
+def journal_holds_data(journal_dir: Path) -> bool:
+    """Whether a run folder's journal directory holds what its files do not hold yet.
+
+    Journals are emptied once their rows are in durable parquet files (and removed when the
+    folder is final), so rows left in one mean a crash. The recovery marker means a reopen
+    that moved them into the parquet files but did not get to save the state reconciled with
+    them (a broker that could not be asked about PENDING orders, say).
+
+    Args:
+        journal_dir: The ``.journal`` directory of a run folder.
+
+    Returns:
+        True when the folder needs recovery.
+    """
+    if not journal_dir.exists():
+        return False
+    if (journal_dir / RECOVERY_MARKER).exists():
+        return True
+    return any(p.stat().st_size > 0 for p in journal_dir.glob("*.jsonl"))

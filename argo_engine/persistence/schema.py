@@ -132,3 +132,6 @@ TABLES: dict[str, TableSchema] = {t.name: t for t in (ORDERS, TRADES, MARKS, LOG
 STATS_FILE = "stats.yaml"
 RUN_FILE = "run.yaml"
 JOURNAL_DIR = ".journal"
+# In JOURNAL_DIR while the reopen of a crashed folder has drained its journals into the parquet
+# files but not yet saved the state reconciled with them (see TradingEngine.open_day).
+RECOVERY_MARKER = "recovery-pending"

@@ -42,7 +42,7 @@ from argo_engine.persistence.runs import find_session_runs
 from argo_engine.ports import Account, Broker, OrderUpdate
 from argo_engine.settings import ArgoSettings
 from argo_engine.testing.feeds import ListFeed
-from argo_engine.verify import verify_path
+from argo_engine.verify import verify_folder, verify_path
 from tests.engine.helpers import utc
 
 SYMBOL = "BTCUSDT"
@@ -257,14 +257,21 @@ def _settings(make_settings: Any, out: Path, script: Plan) -> ArgoSettings:
 T = TypeVar("T")
 
 
-def retried(step: Callable[[], T], attempts: list[int]) -> T:
-    """Run ``step`` again on a TransientError, as the flows do (at most TASK_RETRIES more)."""
+def retried(
+    step: Callable[[], T], attempts: list[int], between: Callable[[], None] | None = None
+) -> T:
+    """Run ``step`` again on a TransientError, as the flows do (at most TASK_RETRIES more).
+
+    ``between`` is called after each failure, before the retry.
+    """
     for attempt in range(1, TASK_RETRIES + 2):
         try:
             result = step()
         except TransientError:
             if attempt > TASK_RETRIES:
                 raise
+            if between is not None:
+                between()
             continue
         attempts.append(attempt)
         return result
@@ -417,13 +424,20 @@ def crash_on_d1(settings: ArgoSettings, clock: FakeClock, venue: Venue) -> Path:
 Restart = Literal["day_tasks", "session"]
 
 
-def restart(settings: ArgoSettings, clock: FakeClock, venue: Venue, how: Restart) -> list[int]:
+def restart(
+    settings: ArgoSettings,
+    clock: FakeClock,
+    venue: Venue,
+    how: Restart,
+    between: Callable[[], None] | None = None,
+) -> list[int]:
     """Go on after the crash; returns the attempts each retried step took.
 
     ``day_tasks``: the trading-day flow of run 1 is run again for D1, then D2 (each task
     retried on TransientError as the tasks are). ``session``: the session is started again
     (recovering run 1's folder first, then run 2 streams D1's last bar and rolls into D2),
-    started once more when that fails with a TransientError.
+    started once more when that fails with a TransientError. ``between`` is called after
+    each failed attempt.
     """
     attempts: list[int] = []
     if how == "session":
@@ -437,7 +451,7 @@ def restart(settings: ArgoSettings, clock: FakeClock, venue: Venue, how: Restart
                 broker_factory=lambda: _broker(venue),
             )
 
-        plan = retried(start, attempts)
+        plan = retried(start, attempts, between)
         assert plan.run_number == 2
         session.run_session(
             settings, plan=plan, clock=clock, feed=ListFeed(BARS), broker=_broker(venue)
@@ -446,7 +460,8 @@ def restart(settings: ArgoSettings, clock: FakeClock, venue: Venue, how: Restart
     run_1 = session.SessionPlan(SID, 1, D1, minute(0), resumed=False)
     for day in (D1, D2):
         for step in (session.prefetch_day, session.stream_day, session.finalize_day):
-            retried(partial(_day_task, step, settings, run_1, day, clock, venue), attempts)
+            task = partial(_day_task, step, settings, run_1, day, clock, venue)
+            retried(task, attempts, between)
     return attempts
 
 
@@ -462,19 +477,7 @@ def _day_task(
     return step(settings, plan, day, clock=clock, feed=ListFeed(BARS), broker=_broker(venue))
 
 
-@pytest.mark.parametrize(
-    "how",
-    [
-        "day_tasks",
-        pytest.param(
-            "session",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="the failed recovery drained D1's journals: the restart skips D1",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("how", ["day_tasks", "session"])
 @pytest.mark.parametrize("failing", ["open_orders", "recover"])
 def test_a_venue_failing_once_while_a_crashed_date_is_recovered_changes_nothing(
     make_settings: Any, tmp_path: Path, how: Restart, failing: str
@@ -495,8 +498,18 @@ def test_a_venue_failing_once_while_a_crashed_date_is_recovered_changes_nothing(
         assert venue.orders[limit_sell].status is OrderStatus.FILLED
         if flaky:
             venue.failures[failing] = 1
-        attempts = restart(settings, clock, venue, how)
+        after_failure: list[tuple[bool, list[str]]] = []
+
+        def inspect(folder: Path = crashed, seen: list[Any] = after_failure) -> None:
+            seen.append((session.needs_recovery(folder), verify_folder(folder)))
+
+        attempts = restart(settings, clock, venue, how, inspect)
         if flaky:
+            # Between the failure and the retry, D1 still tells that it needs recovery (and
+            # verify does not pass it).
+            [(needs, problems)] = after_failure
+            assert needs
+            assert problems
             # The venue failed once, at the first step that reopened D1; one retry sufficed.
             assert venue.failures[failing] == 0
             assert sorted(attempts)[-1] == 2
