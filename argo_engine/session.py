@@ -494,6 +494,31 @@ def open_engine(
         strategy=strategy,
         session_start=plan.session_start,
     )
+    try:
+        _open_and_warm_up(engine, settings, plan, day, clock, warm_up=warm_up)
+    except Exception:
+        # A failed open (a venue answering 503 while PENDING orders are resolved, say) must
+        # not leave the writers, the feed and the broker open behind it: the retry (a task
+        # retry, a restart) opens its own, and this engine is never used again. (Not on a
+        # BaseException: an interrupt is no failure to tidy up after.)
+        try:
+            _release(engine)
+        except Exception:
+            log.exception("could not release the engine of a failed open")
+        raise
+    return engine
+
+
+def _open_and_warm_up(
+    engine: TradingEngine,
+    settings: ArgoSettings,
+    plan: SessionPlan,
+    day: date,
+    clock: Clock,
+    *,
+    warm_up: bool,
+) -> None:
+    """Open ``day`` (restoring the latest saved state of the session) and warm up."""
     data_output = Path(settings.session.data_output)
     engine._fire("on_status_update", EngineStatus.PREFETCHING)
     state = find_resume_state(data_output, plan.session_id, plan.run_number, day)
@@ -547,7 +572,6 @@ def open_engine(
                 engine._fire("on_prefetch_progress", symbol, n, n)
             # The stream catches up from the last stored bar before it is live again.
             engine._fire("on_status_update", EngineStatus.GAP_FILLING)
-    return engine
 
 
 def run_session(

@@ -94,6 +94,7 @@ class Venue:
         failures: Per broker method, how many of its next calls answer 503.
         calls: Per broker method, how many calls it answered or failed.
         last_bar: Time of the last bar it traded.
+        connections: Broker objects connected to it and not closed.
     """
 
     orders: dict[str, Order] = field(default_factory=dict)
@@ -102,6 +103,7 @@ class Venue:
     failures: dict[str, int] = field(default_factory=dict)
     calls: Counter[str] = field(default_factory=Counter)
     last_bar: datetime | None = None
+    connections: int = 0
 
     def call(self, method: str) -> None:
         """Count a call of a broker method; raise if it is set to fail."""
@@ -155,6 +157,8 @@ class FakeVenueBroker:
     def __init__(self, venue: Venue) -> None:
         self.venue = venue
         self._tracked: dict[str, Order] = {}
+        self._open = True
+        venue.connections += 1
 
     def submit(self, order: Order, bar: Bar | None) -> Sequence[OrderUpdate]:
         venue = self.venue
@@ -223,7 +227,9 @@ class FakeVenueBroker:
         self._tracked = {o["order_id"]: Order.from_dict(o) for o in state.get("tracked", [])}
 
     def close(self) -> None:
-        """Nothing to release."""
+        if self._open:
+            self._open = False
+            self.venue.connections -= 1
 
 
 def _broker(venue: Venue) -> Broker:
@@ -516,6 +522,8 @@ def test_a_venue_failing_once_while_a_crashed_date_is_recovered_changes_nothing(
             assert attempts.count(2) == 1
         else:
             assert set(attempts) == {1}
+        # Every broker was closed, the failed attempt's too; only the killed run's stays.
+        assert venue.connections == 1
         results[flaky] = outcome(out, venue)
 
     steady, flaky_run = results[False], results[True]
