@@ -8,6 +8,11 @@ Cash convention used for mark-to-market equity (and by the paper broker):
 LONG BUY pays ``p*q + fee``, LONG SELL receives ``p*q - fee``; SHORT BUY (open) receives
 ``p*q - fee``, SHORT SELL (cover) pays ``p*q + fee``. With it, realized + unrealized PnL is
 exactly the change of ``cash + long_qty*close - short_qty*close``.
+
+A venue may take a fee out of the traded asset itself (Binance charges a BUY in the base asset
+it delivers): that part of the fee, ``base_fee`` in base units, changes the quantity booked
+(the account holds ``qty - base_fee`` after such a BUY), while its quote value stays in ``fee``,
+so the fee is counted once: such a BUY's basis is exactly the quote paid, ``p*qty``.
 """
 
 from __future__ import annotations
@@ -88,6 +93,7 @@ class Ledger:
         price: float,
         fee: float,
         time: datetime,
+        base_fee: float = 0.0,
     ) -> FillOutcome:
         """Apply one fill and return the realized PnL it books.
 
@@ -97,8 +103,13 @@ class Ledger:
             position_type: LONG or SHORT bucket.
             qty: Executed quantity (> 0).
             price: Executed price.
-            fee: Commission in quote currency.
+            fee: Commission in quote currency (the whole fee's value, ``base_fee`` included).
             time: Execution time.
+            base_fee: Part of the fee the venue took in the traded asset, in its units
+                (``0 <= base_fee < qty``). The account gets that much less base (BUY) or
+                gives that much more (SELL): a LONG bucket grows by ``qty - base_fee`` on a
+                BUY and shrinks by ``qty + base_fee`` on a SELL (a SHORT bucket, which owes
+                base, the other way round).
 
         Returns:
             The fill's outcome.
@@ -109,6 +120,11 @@ class Ledger:
             bucket = self._buckets[key] = _Bucket()
         bucket.snapshot = None
         long = position_type is PositionType.LONG
+        if base_fee:
+            # Book the base that changed hands; with the fee's quote value in ``fee``, the
+            # basis of a BUY (and the proceeds of a SELL) is then exactly ``price * qty``.
+            held_less = base_fee if long else -base_fee
+            qty = qty - held_less if side is Side.BUY else qty + held_less
         if side is Side.BUY:
             bucket.lots.append(_Lot(qty, price, fee / qty if qty > 0 else 0.0, time))
             bucket.qty += qty
