@@ -142,10 +142,13 @@ class Fill:
         executed_at: Execution time (UTC).
         executed_qty: Filled quantity.
         executed_price: Fill price.
-        commission: Fee in quote currency.
+        commission: Fee in quote currency (its whole value, ``base_commission`` included).
         pnl: Realized PnL booked by this fill (SELL fills only, fees included).
         position_type: LONG or SHORT.
         commission_asset: Asset the venue charged the fee in.
+        base_commission: The fee when the venue took it out of the traded (base) asset, in
+            base units; 0 otherwise. A BUY then delivers ``executed_qty - base_commission``
+            and a SELL costs ``executed_qty + base_commission`` of the base asset.
     """
 
     trade_id: str
@@ -162,6 +165,7 @@ class Fill:
     position_type: PositionType
     pnl: float = 0.0
     commission_asset: str = field(default="")
+    base_commission: float = 0.0
 
     def with_pnl(self, pnl: float) -> Fill:
         """A copy with the realized PnL the engine's ledger booked (as Order.with_status)."""
@@ -180,4 +184,5 @@ class Fill:
             position_type=self.position_type,
             pnl=pnl,
             commission_asset=self.commission_asset,
+            base_commission=self.base_commission,
         )

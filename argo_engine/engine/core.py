@@ -1467,6 +1467,7 @@ def _fill_from_row(row: Mapping[str, Any]) -> Fill:
         position_type=PositionType(row["position_type"]),
         pnl=float(row["pnl"]),
         commission_asset=str(row.get("commission_asset") or ""),
+        base_commission=float(row.get("base_commission") or 0.0),
     )
 
 

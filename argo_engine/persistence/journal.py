@@ -113,15 +113,25 @@ class JournalContents:
 
 
 def _valid(row: object, schema: TableSchema, key_idx: Sequence[int]) -> bool:
-    if not isinstance(row, list) or len(row) != len(schema.columns):
+    # A row of an earlier version ends before the columns added since (schema.added).
+    if not isinstance(row, list) or not schema.min_width <= len(row) <= len(schema.columns):
         return False
-    for value, (_, sql_type) in zip(row, schema.columns, strict=True):
+    for value, (_, sql_type) in zip(row, schema.columns, strict=False):
         if value is None:
             continue
         # bool is an int subclass, and never a valid column value.
         if isinstance(value, bool) or not isinstance(value, _ALLOWED[sql_type]):
             return False
     return all(row[i] is not None for i in key_idx)
+
+
+def _completed(rows: list[list[object]], schema: TableSchema) -> list[list[object]]:
+    """Valid ``rows``, each extended to the schema's width (rows of earlier versions)."""
+    width = len(schema.columns)
+    for row in rows:
+        if len(row) != width:
+            schema.complete(row)
+    return rows
 
 
 def read_tagged_journal(
@@ -164,11 +174,11 @@ def read_tagged_journal(
             batch = line[1:]
             if not all(_valid(row, schema, key_idx) for row in batch):
                 return False
-            rows[line[0]].extend(batch)
+            rows[line[0]].extend(_completed(batch, schema))
             return True
         if not _valid(line[1:], schema, key_idx):
             return False
-        rows[line[0]].append(line[1:])
+        rows[line[0]].append(schema.complete(line[1:]))
         return True
 
     complete, _, tail = data.rpartition(b"\n")
@@ -231,7 +241,7 @@ def read_journal(path: Path, schema: TableSchema) -> JournalContents:
             pass
         else:
             if all(_valid(row, schema, key_idx) for row in rows):
-                out.rows = rows
+                out.rows = _completed(rows, schema)
                 return out
     lines = complete.split(b"\n") if complete else []
     for line in lines:
@@ -241,7 +251,7 @@ def read_journal(path: Path, schema: TableSchema) -> JournalContents:
             out.corrupt_lines += 1
             continue
         if _valid(row, schema, key_idx):
-            out.rows.append(row)
+            out.rows.append(schema.complete(row))
         else:
             out.corrupt_lines += 1
     if tail:
@@ -253,7 +263,7 @@ def read_journal(path: Path, schema: TableSchema) -> JournalContents:
             out.torn_tail = True
         else:
             if _valid(row, schema, key_idx):
-                out.rows.append(row)
+                out.rows.append(schema.complete(row))
             else:
                 out.torn_tail = True
     return out

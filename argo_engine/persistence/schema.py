@@ -1,7 +1,9 @@
 """The on-disk contract: file names, column names, order and DuckDB types (DESIGN.md).
 
 This module is the single source of truth for every parquet file of a run folder. Seed columns
-come first in seed order; extra columns only after them.
+come first in seed order; extra columns only after them. A column added to a table after files
+were written goes last, with the value the rows written before it take (``added``): files and
+journal lines of earlier versions, which end before it, stay readable.
 """
 
 from __future__ import annotations
@@ -18,17 +20,44 @@ class TableSchema:
         columns: Ordered (column, DuckDB type) pairs.
         key: Columns that identify a row; a later row with the same key replaces the earlier.
         order_by: Sort order of the materialized file.
+        added: The last columns, in order, that earlier versions did not write, each with the
+            value an earlier row takes (a file or journal row may end before any of them).
     """
 
     name: str
     columns: tuple[tuple[str, str], ...]
     key: tuple[str, ...]
     order_by: tuple[str, ...]
+    added: tuple[tuple[str, object], ...] = ()
+
+    def __post_init__(self) -> None:
+        tail = self.column_names[len(self.columns) - len(self.added) :]
+        if tail != tuple(c for c, _ in self.added):
+            raise ValueError(f"{self.name}: added columns must be the last columns, in order")
 
     @property
     def column_names(self) -> tuple[str, ...]:
         """Column names in file order."""
         return tuple(c for c, _ in self.columns)
+
+    @property
+    def min_width(self) -> int:
+        """Columns every file and journal row has (all but the ``added`` ones)."""
+        return len(self.columns) - len(self.added)
+
+    def complete(self, row: list[object]) -> list[object]:
+        """Extend a row written before the last ``added`` columns existed with their values.
+
+        Args:
+            row: A journal row of ``min_width`` to ``len(columns)`` values (changed in place).
+
+        Returns:
+            ``row``, now one value per column.
+        """
+        missing = len(self.columns) - len(row)
+        if missing > 0:
+            row.extend(value for _, value in self.added[len(self.added) - missing :])
+        return row
 
     @property
     def file_name(self) -> str:
@@ -73,9 +102,12 @@ TRADES = TableSchema(
         ("position_type", "VARCHAR"),
         ("trade_id", "VARCHAR"),
         ("commission_asset", "VARCHAR"),
+        ("base_commission", "DOUBLE"),
     ),
     key=("trade_id",),
     order_by=("executed_at", "trade_id"),
+    # Earlier versions booked every fill at its executed quantity: as if no fee was in base.
+    added=(("base_commission", 0.0),),
 )
 
 MARKS = TableSchema(

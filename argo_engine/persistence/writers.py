@@ -628,6 +628,7 @@ class RunWriters:
             str(fill.position_type),
             str(fill.trade_id),
             str(fill.commission_asset),
+            float(fill.base_commission),
         )
         if fill.trade_id in self._trade_ids:
             self._trades.replace = True
@@ -1375,7 +1376,7 @@ class RunWriters:
         legacy: list[tuple[Path, int]] = []
         for table in self._tables.values():
             self._remove_stale_temps(table)
-            loaded = self._load_parquet(table)
+            loaded, outdated = self._load_parquet(table)
             own = self._journal_dir / f"{table.schema.name}.jsonl"
             contents = read_journal(own, table.schema)
             self.corrupt_journal_lines += contents.corrupt_lines
@@ -1393,7 +1394,9 @@ class RunWriters:
                 self.restored = True
             if not loaded and not rows:
                 self._write_empty(table)
-            elif not loaded or rows:
+            elif not loaded or rows or outdated:
+                # An outdated file is written again in the current columns at once: rows are
+                # only ever appended to a file of the table's own parquet schema.
                 self._write_parquet(table)
             else:
                 self._note_file(table)
@@ -1431,37 +1434,51 @@ class RunWriters:
                     except OSError as exc:
                         raise persistence_error(exc, path) from exc
 
-    def _load_parquet(self, table: _Table) -> bool:
-        """Load an existing parquet file; returns False if there is none (or it was bad)."""
+    def _load_parquet(self, table: _Table) -> tuple[bool, bool]:
+        """Load an existing parquet file.
+
+        Returns:
+            Whether a file was loaded (False if there is none, or it was bad), and whether it
+            lacks columns added since it was written (it must then be written again).
+        """
         path = table.path
         if not path.exists():
-            return False
+            return False, False
         try:
             # A permission problem is an unusable output path, not a corrupt file.
             with path.open("rb"):
                 pass
         except OSError as exc:
             raise persistence_error(exc, path) from exc
-        keys = ", ".join(_quote(k) for k in table.schema.key)
+        schema = table.schema
+        keys = ", ".join(_quote(k) for k in schema.key)
         try:
             described = self._con.execute(
                 "DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]
             ).fetchall()
-            if [(r[0], r[1]) for r in described] != list(table.schema.columns):
+            got = [(r[0], r[1]) for r in described]
+            # A file of an earlier version ends before the columns added since.
+            if len(got) < schema.min_width or got != list(schema.columns[: len(got)]):
                 raise _SchemaMismatch
+            missing = len(schema.columns) - len(got)
+            absent = schema.added[len(schema.added) - missing :] if missing else ()
+            fill_in = "".join(
+                f", CAST(? AS {dict(schema.columns)[name]}) AS {_quote(name)}" for name, _ in absent
+            )
+            present = ", ".join(_quote(c) for c, _ in got)
             # Later rows win if a file ever held a key twice.
             table.loaded = True
             self._con.execute(
-                f"INSERT INTO {table.name} SELECT {table.cols_sql} "
+                f"INSERT INTO {table.name} SELECT {present}{fill_in} "
                 f"FROM read_parquet(?, file_row_number = true) "
                 f"QUALIFY row_number() OVER (PARTITION BY {keys} "
                 f"ORDER BY file_row_number DESC) = 1",
-                [str(path)],
+                [*(value for _, value in absent), str(path)],
             )
         except (duckdb.Error, _SchemaMismatch):
             self._move_aside(path)
-            return False
-        return True
+            return False, False
+        return True, bool(absent)
 
     def _move_aside(self, path: Path) -> None:
         try:

@@ -67,13 +67,25 @@ def connect(data_output: Path) -> duckdb.DuckDBPyConnection:
     for name, schema in TABLES.items():
         files = [str(r.folder / schema.file_name) for r in runs
                  if (r.folder / schema.file_name).exists()]  # fmt: skip
-        cols = ", ".join(f"t.{c}" for c in schema.column_names)
+        defaults = dict(schema.added)
+        cols = ", ".join(
+            f"coalesce(t.{c}, {_literal(defaults[c], ty)}) AS {c}" if c in defaults else f"t.{c}"
+            for c, ty in schema.columns
+        )
         if files:
             listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+            source = f"read_parquet([{listing}], filename = true, union_by_name = true)"
+            if schema.added:
+                # Files of earlier versions lack the columns added since: an empty relation
+                # that has them all gives the union every column even when no file has one.
+                typed = ", ".join(f"NULL::{ty} AS {c}" for c, ty in schema.columns)
+                source = (
+                    f"(SELECT * FROM {source} UNION ALL BY NAME "
+                    f"SELECT {typed}, NULL::VARCHAR AS filename WHERE false)"
+                )
             con.execute(
                 f"CREATE VIEW {name} AS SELECT {cols}, r.date, r.run, r.session_id "
-                f"FROM read_parquet([{listing}], filename = true, union_by_name = true) t "
-                f"JOIN runs r ON parse_dirpath(t.filename) = r.folder"
+                f"FROM {source} t JOIN runs r ON parse_dirpath(t.filename) = r.folder"
             )
         else:
             typed = ", ".join(f"NULL::{ty} AS {c}" for c, ty in schema.columns)
@@ -82,6 +94,13 @@ def connect(data_output: Path) -> duckdb.DuckDBPyConnection:
                 f"NULL::VARCHAR AS run, NULL::VARCHAR AS session_id WHERE false"
             )
     return con
+
+
+def _literal(value: object, sql_type: str) -> str:
+    """SQL literal of a column default (numbers and text)."""
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + f"'::{sql_type}"
+    return f"{value!r}::{sql_type}"
 
 
 def _stats(folder: Path) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from argo_engine.domain import (
 )
 from argo_engine.errors import ConfigurationError, DataError, PersistenceError
 from argo_engine.persistence import writers as writers_module
-from argo_engine.persistence.journal import read_journal, read_tagged_journal
+from argo_engine.persistence.journal import encode_batch_line, read_journal, read_tagged_journal
 from argo_engine.persistence.schema import JOURNAL_DIR, TABLES
 from argo_engine.persistence.writers import DURABLE_JOURNAL, RunWriters
 
@@ -191,6 +191,7 @@ def test_round_trip_every_table_matches_schema_and_values(folder: Path, clock: F
                 "SHORT",
                 "t1",
                 "USDT",
+                0.0,
             )
         ],
         "marks": [
@@ -786,6 +787,39 @@ def test_reopened_folder_appends_to_files_of_an_earlier_process(
     path = folder / "trades.parquet"
     assert row_groups(path) == 2
     assert [r[0] for r in parquet_rows(path)] == ["o-t1", "o-t2"]
+    second.close()
+
+
+def test_a_folder_written_before_base_commission_existed_reopens_with_it_zero(
+    folder: Path, clock: FakeClock
+) -> None:
+    # An earlier version wrote trades.parquet and journal rows without the last column.
+    first = RunWriters(folder, clock=clock)
+    first.append_fill(fill("t1", minute=1))
+    first.close()
+    path = folder / "trades.parquet"
+    con = duckdb.connect()
+    old = folder / "old.parquet"
+    con.execute(f"COPY (SELECT * EXCLUDE (base_commission) FROM read_parquet('{path}')) TO '{old}'")
+    old.replace(path)
+    assert len(described(path)) == TABLES["trades"].min_width
+    us = int((T0 + timedelta(minutes=2)).timestamp() * 1_000_000)
+    old_row = ["o-t2", "BTCUSDT", "SELL", 2.0, 99.5, us, us, 2.0, 99.75, 0.2, 0.0, "SHORT", "t2",
+               "USDT"]  # fmt: skip
+    (folder / JOURNAL_DIR / DURABLE_JOURNAL).write_bytes(encode_batch_line([old_row], b'"trades",'))
+
+    second = RunWriters(folder, clock=clock)
+    assert second.corrupt_files == []
+    assert second.corrupt_journal_lines == 0
+    assert [(r["trade_id"], r["base_commission"]) for r in second.read_table("trades")] == [
+        ("t1", 0.0),
+        ("t2", 0.0),
+    ]
+    # The file was written again at once in the current columns; later rows go into it.
+    assert described(path) == list(TABLES["trades"].columns)
+    second.append_fill(dataclasses.replace(fill("t3", minute=3), base_commission=0.002))
+    second.flush()
+    assert [r[-2:] for r in parquet_rows(path)] == [("USDT", 0.0), ("USDT", 0.0), ("USDT", 0.002)]
     second.close()
 
 
