@@ -227,6 +227,8 @@ class StatsTracker:
             price=fill.executed_price,
             fee=fill.commission,
             time=fill.executed_at,
+            # A fee the venue took in the base asset: the position is what the account got.
+            base_fee=fill.base_commission,
         )
         for block in (self._cum, self._day):
             block.add_fill(outcome.pnl, fill.commission, outcome.closing, outcome.holding_seconds)

@@ -130,3 +130,40 @@ class ScriptedOrders(Strategy):
 
         for spec in self.script.get((bar.symbol, bar.time), []):
             ctx.place_order(OrderIntent(symbol=bar.symbol, **spec))  # type: ignore[arg-type]
+
+
+class RoundTrip(Strategy):
+    """Buys ``qty`` of one symbol on its bar at ``buy_at`` and sells on ``sell_at`` (MARKET).
+
+    Bars are told apart by time, so that an instance started after a restart carries on. The
+    SELL asks for the position the strategy sees (``sell="position"``) or for what was bought
+    (``sell="bought"``). The position seen on each bar, before its order, is kept in ``seen``.
+    """
+
+    name = "round-trip"
+    strategy_id = "tests.round_trip"
+    config_model = _Cfg
+
+    def __init__(
+        self, symbol: str, qty: float, *, buy_at: object, sell_at: object, sell: str = "position"
+    ) -> None:
+        self.symbol = symbol
+        self.qty = qty
+        self.buy_at = buy_at
+        self.sell_at = sell_at
+        self.sell = sell
+        self.seen: list[float] = []
+
+    def on_bar(self, bar: Bar, ctx: StrategyContext) -> None:
+        from argo_engine.domain.enums import Side
+        from argo_engine.domain.orders import OrderIntent
+
+        if bar.symbol != self.symbol:
+            return
+        held = ctx.position(self.symbol).quantity
+        self.seen.append(held)
+        if bar.time == self.buy_at:
+            ctx.place_order(OrderIntent(symbol=bar.symbol, side=Side.BUY, quantity=self.qty))
+        elif bar.time == self.sell_at:
+            qty = held if self.sell == "position" else self.qty
+            ctx.place_order(OrderIntent(symbol=bar.symbol, side=Side.SELL, quantity=qty))

@@ -111,6 +111,8 @@ def test_market_buy_fractional_quantity_fills_with_base_asset_commission(
     # Binance charges a BUY in the asset bought: 0.1% of 0.001 BTC, valued in USDT.
     assert fill.commission_asset == "BTC"
     assert fill.commission == pytest.approx(0.000001 * 60_000.0)
+    # ... and in BTC: the position grows by what the account got, 0.000999.
+    assert fill.base_commission == pytest.approx(0.000001)
     assert fill.trade_id.startswith("binance-BTCUSDT-")
     [sent] = mock.requests("/api/v3/order", "POST")
     assert sent.params["quantity"] == "0.001"
@@ -126,6 +128,7 @@ def test_market_sell_commission_in_quote_asset(mock: MockBinance, broker: Binanc
     assert update.order.status is OrderStatus.FILLED
     assert fill.commission_asset == "USDT"
     assert fill.commission == pytest.approx(0.002 * 60_000.0 * 0.001)
+    assert fill.base_commission == 0.0
     assert broker.account().total_fees == pytest.approx(0.12)
 
 
@@ -140,6 +143,7 @@ def test_commission_in_a_third_asset_is_valued_at_its_price(
     assert fill.commission_asset == "BNB"
     # 0.1% of 600 USDT paid as 0.001 BNB, worth 0.6 USDT at 600 USDT/BNB.
     assert fill.commission == pytest.approx(0.6, abs=1e-5)
+    assert fill.base_commission == 0.0  # all 0.01 BTC bought is held
 
 
 def test_quantity_floored_to_step_and_price_to_tick(
@@ -526,6 +530,22 @@ def test_selling_what_was_bought_sells_what_is_held_after_a_base_asset_fee(
     # Asking for clearly more than is held is sent as asked (the venue decides).
     [big] = broker.submit(order(Side.SELL, 0.5), bar())
     assert big.order.quantity == pytest.approx(0.5)
+
+
+def test_a_sell_fee_in_the_base_asset_leaves_that_much_less_to_sell(
+    mock: MockBinance, broker: BinanceBroker
+) -> None:
+    # Fees in the base asset both ways (BNB pays for BNBUSDT trades when BNB pays fees).
+    mock.set_fee_asset("base")
+    broker.submit(order(Side.BUY, 0.01), bar())  # 0.00999 held
+    [sold] = broker.submit(order(Side.SELL, 0.005), bar())
+    [fill] = sold.fills
+    assert (fill.commission_asset, fill.base_commission) == ("BTC", pytest.approx(0.000005))
+    # 0.005 sold and 0.000005 paid: 0.004985 held. Selling the 0.00499 the fills' quantities
+    # leave sells the holding, floored to the lot step, never the account's other BTC.
+    [last] = broker.submit(order(Side.SELL, 0.00499), bar())
+    assert last.order.status is OrderStatus.FILLED
+    assert mock.requests("/api/v3/order", "POST")[-1].params["quantity"] == "0.00498"
 
 
 def test_poll_interval_comes_from_the_broker_settings(

@@ -23,8 +23,10 @@ REJECTED -> REJECTED.
 Commission: our ``commission`` column is in the quote asset. Binance charges a BUY in the base
 asset it delivers (unless BNB pays fees): that fee is converted at the fill price; a fee in a
 third asset (BNB) is converted with that asset's ticker price in the quote asset. The raw asset
-is kept in ``Fill.commission_asset``. Note that a base-asset fee leaves slightly less base
-than bought; ``positions()`` reports the real balance.
+is kept in ``Fill.commission_asset``. A base-asset fee leaves less base than bought (or takes
+more than sold): its amount in base units is ``Fill.base_commission``, which the engine's
+ledger deducts from the position, so that the position it books is the base the account got
+and a sale of it closes it; ``positions()`` reports the real balance.
 
 Positions are the base-asset balances of the traded pairs (LONG only; balances below the
 pair's minimum quantity are dust and count as flat). ``account().cash`` is the free quote
@@ -660,14 +662,17 @@ class BinanceBroker:
         self._fees += commission
         self._account_cache = None
         held = self._holdings.setdefault(order.symbol, [0.0, 0.0])
+        # A fee in the base asset is base the account does not get (BUY) or gives on top of
+        # what it sold (SELL).
+        base_fee = vf.commission if vf.commission_asset == filters.base_asset else 0.0
         if order.side is Side.BUY:
-            base_fee = vf.commission if vf.commission_asset == filters.base_asset else 0.0
             held[0] += vf.qty - base_fee
             held[1] += vf.qty * vf.price + (commission if base_fee == 0.0 else 0.0)
         elif held[0] > _QTY_TOL:
-            ratio = min(1.0, vf.qty / held[0])
+            gone = vf.qty + base_fee
+            ratio = min(1.0, gone / held[0])
             held[1] -= held[1] * ratio
-            held[0] = max(0.0, held[0] - vf.qty)
+            held[0] = max(0.0, held[0] - gone)
         return Fill(
             trade_id=f"binance-{order.symbol}-{vf.trade_id}",
             order_id=order.order_id,
@@ -682,6 +687,7 @@ class BinanceBroker:
             commission=commission,
             position_type=order.position_type,
             commission_asset=vf.commission_asset,
+            base_commission=base_fee,
         )
 
 
