@@ -65,13 +65,13 @@ def run(
         feed={"kind": "replay", "replay_file": str(replay)},
         persistence={"paper_fsync": paper_fsync} if paper_fsync else {},
     )
-    cpu0, engine0, t0 = os.times(), time.thread_time(), time.perf_counter()
+    cpu0, engine0, t0 = time.process_time(), time.thread_time(), time.perf_counter()
     run_session(settings, clock=CadenceClock(cadence) if cadence else LiveClock())
     wall = time.perf_counter() - t0
     engine_cpu = time.thread_time() - engine0
-    cpu1 = os.times()
     # CPU of every thread (engine, flushers, DuckDB): what one core would have to do alone.
-    cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+    # process_time, not os.times: the latter counts in 10 ms ticks, coarser than thread_time.
+    cpu = time.process_time() - cpu0
     bars = n_symbols * bars_per_symbol
     con = duckdb.connect()
     counts = {}
