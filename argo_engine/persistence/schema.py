@@ -8,6 +8,7 @@ journal lines of earlier versions, which end before it, stay readable.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -44,6 +45,15 @@ class TableSchema:
     def min_width(self) -> int:
         """Columns every file and journal row has (all but the ``added`` ones)."""
         return len(self.columns) - len(self.added)
+
+    def written_by_a_version(self, columns: Sequence[tuple[str, str]]) -> bool:
+        """Whether a file's (column, type) pairs are those this or an earlier version wrote.
+
+        That is this table's columns in order, possibly ending before the ``added`` ones.
+        """
+        return self.min_width <= len(columns) <= len(self.columns) and list(columns) == list(
+            self.columns[: len(columns)]
+        )
 
     def complete(self, row: list[object]) -> list[object]:
         """Extend a row written before the last ``added`` columns existed with their values.

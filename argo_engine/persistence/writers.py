@@ -1458,7 +1458,7 @@ class RunWriters:
             ).fetchall()
             got = [(r[0], r[1]) for r in described]
             # A file of an earlier version ends before the columns added since.
-            if len(got) < schema.min_width or got != list(schema.columns[: len(got)]):
+            if not schema.written_by_a_version(got):
                 raise _SchemaMismatch
             missing = len(schema.columns) - len(got)
             absent = schema.added[len(schema.added) - missing :] if missing else ()
