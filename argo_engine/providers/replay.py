@@ -119,8 +119,9 @@ class ReplayFeed:
             for batch in reader:
                 if stop is not None and stop.is_set():
                     return
-                us, _, *prices = (column.to_pylist() for column in batch.columns)
-                symbol = _symbols(batch.column(1))
+                columns = batch.columns
+                us, *prices = (columns[i].to_pylist() for i in (0, 2, 3, 4, 5, 6))
+                symbol = _symbols(columns[1])
                 # One datetime per distinct time, shared by the bars of every symbol.
                 times = dict.fromkeys(us)
                 for key in times:
@@ -163,15 +164,17 @@ class ReplayFeed:
         """Nothing to release."""
 
 
+def _is_text(arrow_type: pa.DataType) -> bool:
+    return bool(pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type))
+
+
 def _symbols(column: pa.Array) -> list[str | None] | Iterator[str]:
     """A batch's symbols as Python strings, one (interned) object per distinct symbol.
 
     Cheaper than a new string per row, and the engine's many per-symbol dict lookups then
     find the very key object (no hashing, no comparison of characters).
     """
-    if column.null_count or not (
-        pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
-    ):
+    if column.null_count or not _is_text(column.type):
         return column.to_pylist()  # type: ignore[no-any-return]
     encoded = column.dictionary_encode()
     names = [sys.intern(name) for name in encoded.dictionary.to_pylist()]
@@ -192,9 +195,7 @@ def _in_time_symbol_order(path: Path) -> bool:
     except (pa.ArrowException, OSError):
         return False
     time, symbol = table.column("time"), table.column("symbol")
-    if not pa.types.is_timestamp(time.type) or not (
-        pa.types.is_string(symbol.type) or pa.types.is_large_string(symbol.type)
-    ):
+    if not pa.types.is_timestamp(time.type) or not _is_text(symbol.type):
         return False
     if time.null_count or symbol.null_count:
         return False
