@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import threading
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -16,6 +17,7 @@ from argo_engine.domain.market import Bar
 from argo_engine.domain.orders import Fill, Order
 from argo_engine.engine.callbacks import EngineCallbacks
 from argo_engine.options import RunOptions
+from argo_engine.persistence.session_lock import SessionLock, acquire_session, probe_session
 from argo_engine.settings import ArgoSettings
 
 
@@ -81,6 +83,38 @@ def run_with_status(
         One summary dict per trading date.
     """
     from argo_engine import session
+
+    data_output = Path(settings.session.data_output)
+    clock = LiveClock()
+    lock: SessionLock | None = None
+    sid = settings.session.session_id
+    if use_prefect:
+        if sid:
+            # A busy session is refused now, before Prefect's start-up; the flow takes the
+            # lock itself for as long as it runs.
+            probe_session(data_output, sid)
+    else:
+        sid = sid or session.new_session_id(clock)
+        # One writer per session: held from before the run number is allocated until the
+        # last date is closed; a second start of the session is refused here, writing nothing.
+        lock = acquire_session(data_output, sid, now=clock.now())
+    try:
+        return _run_live(options, settings, console, sid, clock, use_prefect=use_prefect)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run_live(
+    options: RunOptions,
+    settings: ArgoSettings,
+    console: Console,
+    session_id: str | None,
+    clock: LiveClock,
+    *,
+    use_prefect: bool,
+) -> list[dict[str, Any]]:
+    from argo_engine import session
     from argo_engine.cli import install_stop_signals, summary_table
 
     status = StatusLine()
@@ -104,7 +138,7 @@ def run_with_status(
                 rows = list(flows_session.trading_session(options=options))
             else:
                 install_stop_signals(stop)
-                plan = session.start_session(settings, clock=LiveClock())
+                plan = session.start_session(settings, session_id=session_id, clock=clock)
                 _, summaries = session.run_session(settings, plan=plan, stop=stop)
                 rows = [asdict(s) for s in summaries]
         finally:

@@ -677,15 +677,31 @@ def stream_day(
     callbacks: EngineCallbacks | None = None,
     feed: MarketDataFeed | None = None,
     broker: Broker | None = None,
+    observe: Callable[[TradingEngine | None], object] | None = None,
 ) -> DaySummary:
     """Stream the trading date ``day`` until it ends, the feed ends, or ``stop`` is set.
 
     Recovers from the run folder first (so a retry continues the same run_N without losing or
     duplicating rows); everything is flushed before it returns or raises.
+
+    Args:
+        settings: Validated settings.
+        plan: The session plan.
+        day: Trading date to stream.
+        stop: Set to stop streaming (the engine flushes and returns).
+        clock: Injected clock.
+        callbacks: Engine callbacks.
+        feed: Feed to use instead of one built from settings.
+        broker: Broker to use instead of one built from settings.
+        observe: Called with the opened engine before streaming starts and with None once it
+            is released, so that a live view can read :func:`argo_engine.engine.live.
+            live_figures` from its own thread (never from the bar path).
     """
     engine = open_engine(
         settings, plan, day, clock=clock, callbacks=callbacks, feed=feed, broker=broker
     )
+    if observe is not None:
+        observe(engine)
     try:
         result = engine.run(stop, stop_at_day_end=True)
         summary = _summary_from_engine(engine, day, _daily(engine))
@@ -701,8 +717,12 @@ def stream_day(
             }
         )
     finally:
-        engine.flush()
-        _release(engine)
+        try:
+            engine.flush()
+            _release(engine)
+        finally:
+            if observe is not None:
+                observe(None)
 
 
 def finalize_day(

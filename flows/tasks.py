@@ -18,6 +18,7 @@ from argo_engine import session
 from argo_engine.options import RunOptions
 from argo_engine.reporting import day_markdown, trades_table
 from argo_engine.tools.report import equity_svg, write_report
+from flows.live import LiveDayView
 from flows.logs import attach_engine_logs
 from flows.retry import transient_only
 
@@ -58,10 +59,12 @@ def stream_session(options: RunOptions, plan: dict[str, Any], day: str) -> dict[
     """
     stop = threading.Event()
     restore = _install_stop(stop)
+    settings = options.to_settings()
+    the_plan, the_day = _plan(plan), date.fromisoformat(day)
+    # The day's figures in the UI while it streams, read off the bar path by its own thread.
+    view = LiveDayView(the_plan.session_id, day, session.day_bounds(settings, the_day))
     try:
-        summary = session.stream_day(
-            options.to_settings(), _plan(plan), date.fromisoformat(day), stop=stop
-        )
+        summary = session.stream_day(settings, the_plan, the_day, stop=stop, observe=view.observe)
     finally:
         restore()
     get_run_logger().info(

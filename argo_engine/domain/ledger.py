@@ -248,6 +248,28 @@ class Ledger:
                 out.append(held)
         return out
 
+    def peek_positions(self) -> list[Position]:
+        """Every non-flat bucket, built afresh and caching nothing.
+
+        Safe to call from another thread (a live view): unlike :meth:`positions` it never
+        writes a bucket's cached snapshot, which a concurrent fill could otherwise leave stale
+        for the strategy. May raise RuntimeError when a fill adds a bucket during the copy.
+        """
+        out: list[Position] = []
+        for (symbol, ptype), bucket in list(self._buckets.items()):
+            qty, basis, lots = bucket.qty, bucket.basis, bucket.lots
+            if qty > 0.0:
+                out.append(
+                    Position(
+                        symbol=symbol,
+                        position_type=ptype,
+                        quantity=qty,
+                        average_price=basis / qty,
+                        opened_at=lots[0].time if lots else None,
+                    )
+                )
+        return out
+
     def to_state(self) -> list[dict[str, object]]:
         """Serializable state of all open lots (for run state files)."""
         return [
