@@ -42,7 +42,7 @@ def build_feed(settings: ArgoSettings, clock: Clock) -> MarketDataFeed:
             interval=session.interval,
             start=feed.start or DEFAULT_SYNTHETIC_START,
             bars=bars,
-            end=feed.end if bars is None else None,
+            end=feed.end,
             seed=feed.seed,
             pace=feed.pace,
             clock=clock,
@@ -64,6 +64,7 @@ def build_feed(settings: ArgoSettings, clock: Clock) -> MarketDataFeed:
             pace=feed.pace,
             interval=session.interval,
             clock=clock,
+            bars=feed.bars,
         )
     if feed.kind == "binance":
         from argo_engine.providers.binance.data import BinanceFeed
@@ -75,6 +76,8 @@ def build_feed(settings: ArgoSettings, clock: Clock) -> MarketDataFeed:
             ws_url=feed.binance_ws_url,
             clock=clock,
             start=feed.start,
+            end=feed.end,
+            bars=feed.bars,
         )
     raise ConfigurationError(f"unknown feed {feed.kind!r}", field="feed.kind")
 

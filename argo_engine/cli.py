@@ -11,16 +11,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from argo_engine.errors import ArgoError
 from argo_engine.options import RunOptions, parse_params
+from argo_engine.settings import load_settings
+from argo_engine.terminal import console, fail, user_errors
 
 app = typer.Typer(
     name="argo", help="argo-engine: live and paper trading sessions.", no_args_is_help=True
 )
-console = Console()
 
 
 @app.command()
@@ -71,13 +71,21 @@ def run(
     ] = True,
 ) -> None:
     """Run a trading session (defaults: synthetic feed, paper broker, RSI strategy)."""
+    from pydantic import ValidationError
+
+    from argo_engine.preflight import check_run
+    from argo_engine.settings import configuration_error
+
     try:
         options = RunOptions(
             data_output=str(data_output) if data_output else None,
             feed=feed,
             replay_file=str(replay_file) if replay_file else None,
             broker=broker,
-            symbols=[s.strip() for s in symbols.split(",") if s.strip()] if symbols else None,
+            # Given but empty (--symbols '') is an error below, never the default symbols.
+            symbols=[s.strip() for s in symbols.split(",") if s.strip()]
+            if symbols is not None
+            else None,
             interval=interval,
             start=start,
             end=end,
@@ -91,13 +99,18 @@ def run(
             prefetch_days=prefetch_days,
         )
         settings = options.to_settings()
-        _configure_logging(settings.log_level)
-        from argo_engine.runner import run_with_status
-
-        run_with_status(options, settings, console, use_prefect=prefect)
+        # Everything that can be checked is checked here, before Prefect is imported and
+        # before a run number or a folder exists.
+        check_run(settings, options)
+    except ValidationError as exc:
+        fail(configuration_error(exc).message)
     except (ArgoError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        fail(exc.message if isinstance(exc, ArgoError) else str(exc))
+    _configure_logging(settings.log_level)
+    from argo_engine.runner import run_with_status
+
+    with user_errors(code=1):
+        run_with_status(options, settings, console, use_prefect=prefect)
 
 
 @app.command()
@@ -105,11 +118,16 @@ def verify(
     path: Annotated[Path, typer.Argument(help="A run folder, a date folder or a data output.")],
 ) -> None:
     """Check run folders: readable parquet, schemas, stats vs trades, unique ids, journal."""
+    with user_errors():
+        load_settings()
+    if not path.exists():
+        fail(f"{path} does not exist")
+    if not path.is_dir():
+        fail(f"{path} is a file, not a run folder, a date folder or a data output")
+    if not _holds_run_folders(path):
+        fail(f"{path} holds no run folders ({{date}}/run_N): nothing to verify")
     from argo_engine.verify import verify_path
 
-    if not path.exists():
-        console.print(f"[red]error:[/red] {path} does not exist")
-        raise typer.Exit(2)
     report = verify_path(path)
     if not report:
         console.print(f"[green]ok[/green]: {path}")
@@ -119,6 +137,15 @@ def verify(
         for problem in problems:
             console.print(f"  - {problem}")
     raise typer.Exit(1)
+
+
+def _holds_run_folders(path: Path) -> bool:
+    """Whether ``path`` is a run folder or has some (as a date folder or a data output)."""
+    from argo_engine.persistence.schema import RUN_FILE
+
+    if (path / RUN_FILE).exists() or path.name.startswith("run_"):
+        return True
+    return any(p.is_dir() for p in (*path.glob("run_*"), *path.glob("*/run_*")))
 
 
 @app.command("mock-binance")

@@ -7,6 +7,7 @@ options (they would be stored as flow-run parameters): brokers read them from se
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,23 @@ class RunOptions(BaseModel):
     flush_interval_s: float | None = Field(default=None, description="Flush interval (s).")
     prefetch_days: int | None = Field(default=None, description="Days of warm-up history.")
 
+    def over(self, defaults: RunOptions | Mapping[str, Any]) -> RunOptions:
+        """These options laid over ``defaults``: the fields set here win, the rest stay.
+
+        Strategy ``params`` merge key by key. Used for options given when a deployment is
+        triggered, which Prefect would otherwise put in place of the deployment's whole
+        options block.
+        """
+        if isinstance(defaults, RunOptions):
+            base = defaults.model_dump(exclude_unset=True)
+        else:
+            base = RunOptions.model_validate(dict(defaults)).model_dump(exclude_unset=True)
+        given = self.model_dump(exclude_unset=True)
+        merged = {**base, **given}
+        if base.get("params") and given.get("params"):
+            merged["params"] = {**base["params"], **given["params"]}
+        return RunOptions.model_validate(merged)
+
     def to_settings(self, env_file: str | Path | None = ".env") -> ArgoSettings:
         """Merge with the environment and validate.
 
@@ -51,31 +69,41 @@ class RunOptions(BaseModel):
         }
         for key in ("api_key", "api_secret"):
             groups["broker"][key] = getattr(base.broker, key).get_secret_value()
-        mapping = {
-            "data_output": ("session", "data_output"),
-            "symbols": ("session", "symbols"),
-            "interval": ("session", "interval"),
-            "timezone": ("session", "timezone"),
-            "day_start": ("session", "day_start"),
-            "session_id": ("session", "session_id"),
-            "feed": ("feed", "kind"),
-            "replay_file": ("feed", "replay_file"),
-            "start": ("feed", "start"),
-            "end": ("feed", "end"),
-            "bars": ("feed", "bars"),
-            "pace": ("feed", "pace"),
-            "broker": ("broker", "kind"),
-            "strategy": ("strategy", "name"),
-            "flush_interval_s": ("persistence", "flush_interval_s"),
-            "prefetch_days": ("feed", "prefetch_days"),
-        }
-        for option, (group, key) in mapping.items():
+        for option, (group, key) in _FIELD_OF_OPTION.items():
             value = getattr(self, option)
             if value is not None:
                 groups[group][key] = value
         if self.params:
             groups["strategy"]["params"] = {**groups["strategy"]["params"], **self.params}
-        return load_settings(None, log_level=base.log_level, **groups)
+        return load_settings(None, _options=OPTION_OF_FIELD, log_level=base.log_level, **groups)
+
+
+# Settings field of each option (the rest: params merge into strategy.params).
+_FIELD_OF_OPTION: dict[str, tuple[str, str]] = {
+    "data_output": ("session", "data_output"),
+    "symbols": ("session", "symbols"),
+    "interval": ("session", "interval"),
+    "timezone": ("session", "timezone"),
+    "day_start": ("session", "day_start"),
+    "session_id": ("session", "session_id"),
+    "feed": ("feed", "kind"),
+    "replay_file": ("feed", "replay_file"),
+    "start": ("feed", "start"),
+    "end": ("feed", "end"),
+    "bars": ("feed", "bars"),
+    "pace": ("feed", "pace"),
+    "broker": ("broker", "kind"),
+    "strategy": ("strategy", "name"),
+    "flush_interval_s": ("persistence", "flush_interval_s"),
+    "prefetch_days": ("feed", "prefetch_days"),
+}
+
+#: The ``argo run`` option that sets a settings field (named in error messages).
+OPTION_OF_FIELD: dict[str, str] = {
+    f"{group}.{key}": "--" + option.replace("_", "-")
+    for option, (group, key) in _FIELD_OF_OPTION.items()
+    if option != "flush_interval_s"
+} | {"strategy.params": "--param"}
 
 
 def parse_params(values: list[str]) -> dict[str, Any]:

@@ -8,19 +8,28 @@ from a ``.env`` file. Settings are loaded once by the entry point (CLI or flow) 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from argo_engine.domain.intervals import SUPPORTED_INTERVALS
 from argo_engine.errors import ConfigurationError
 
 SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
 SESSION_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
-INTERVAL_RE = re.compile(r"^[1-9][0-9]*[smhdwM]$")
 
 
 def _split_csv(value: Any) -> Any:
@@ -126,8 +135,12 @@ class SessionSettings(_Group):
     @field_validator("interval")
     @classmethod
     def _check_interval(cls, value: str) -> str:
-        if not INTERVAL_RE.match(value):
-            raise ValueError(f"invalid interval {value!r}: use <n><s|m|h|d|w|M>, e.g. 1m")
+        # The Binance set only: every feed aligns bars as Binance does, and a run must not
+        # start (and allocate its folder) on an interval no feed can serve.
+        if value not in SUPPORTED_INTERVALS:
+            raise ValueError(
+                f"unsupported interval {value!r}; use one of {', '.join(SUPPORTED_INTERVALS)}"
+            )
         return value
 
     @field_validator("timezone")
@@ -180,6 +193,14 @@ class FeedSettings(_Group):
             from datetime import UTC
 
             return value.replace(tzinfo=UTC)
+        return value
+
+    @field_validator("end")
+    @classmethod
+    def _end_after_start(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        start = info.data.get("start")
+        if value is not None and start is not None and value <= start:
+            raise ValueError(f"end {value.isoformat()} is not after start {start.isoformat()}")
         return value
 
 
@@ -300,11 +321,18 @@ class ArgoSettings(BaseSettings):
     log_level: str = Field(default="INFO", description="Log level of the engine loggers.")
 
 
-def load_settings(_env_file: str | Path | None = ".env", **overrides: Any) -> ArgoSettings:
+def load_settings(
+    _env_file: str | Path | None = ".env",
+    *,
+    _options: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> ArgoSettings:
     """Load settings from the environment, ``.env`` and explicit overrides.
 
     Args:
         _env_file: The dotenv file to read, or None for none.
+        _options: Command-line option of a settings field (``{"feed.end": "--end"}``), named
+            in error messages beside the environment variable.
         **overrides: Group dicts that win over the environment, e.g. ``session={"symbols": ...}``.
 
     Returns:
@@ -316,18 +344,29 @@ def load_settings(_env_file: str | Path | None = ".env", **overrides: Any) -> Ar
     try:
         return ArgoSettings(_env_file=_env_file, **overrides)
     except ValidationError as exc:
-        raise configuration_error(exc) from None
+        raise configuration_error(exc, _options) from None
 
 
-def configuration_error(exc: ValidationError) -> ConfigurationError:
-    """Turn a pydantic ValidationError into a ConfigurationError naming the fields."""
+def configuration_error(
+    exc: ValidationError, options: Mapping[str, str] | None = None
+) -> ConfigurationError:
+    """Turn a pydantic ValidationError into a ConfigurationError naming the fields.
+
+    Each problem names the field, its environment variable and, when ``options`` has one, the
+    command-line option that sets it.
+    """
     problems = []
     fields = []
     for err in exc.errors():
-        name = ".".join(str(p) for p in err["loc"]) or "<root>"
+        loc = err["loc"]
+        name = ".".join(str(p) for p in loc) or "<root>"
         fields.append(name)
-        env = "ARGO_" + "__".join(str(p).upper() for p in err["loc"][:2])
-        problems.append(f"{name} ({env}): {err['msg']}")
+        env = "ARGO_" + "__".join(str(p).upper() for p in loc[:2])
+        option = (options or {}).get(".".join(str(p) for p in loc[:2]))
+        where = f"{option}, {env}" if option else env
+        # pydantic prefixes messages of our own validators; the field name says enough.
+        message = str(err["msg"]).removeprefix("Value error, ")
+        problems.append(f"{name} ({where}): {message}")
     return ConfigurationError("invalid settings: " + "; ".join(problems), fields=fields)
 
 

@@ -9,12 +9,16 @@ from uuid import UUID
 
 from prefect import flow, tags
 from prefect.client.orchestration import get_client
+from prefect.context import FlowRunContext
 from prefect.runtime import flow_run
 
 from argo_engine import session
 from argo_engine.clock import LiveClock
+from argo_engine.errors import ConfigurationError
 from argo_engine.options import RunOptions
 from argo_engine.persistence.session_lock import hold_session
+from argo_engine.preflight import check_run
+from argo_engine.settings import ArgoSettings, validate_session_id
 from flows.day import trading_day
 from flows.hygiene import on_parent_cancelled, on_parent_crashed, session_tag, settle_ghosts
 
@@ -46,18 +50,20 @@ def trading_session(
     Returns:
         One summary per trading date.
     """
-    options = options or RunOptions()
-    if continue_run and day is None:
+    # Every parameter is checked before a run number is allocated or a folder is made.
+    options = _with_deployment_defaults(options or RunOptions())
+    first = _checked_parameters(options, session_id, day, max_days)
+    if continue_run and first is None:
         # A scheduled daily run trades the trading date that is current by the clock.
-        day = session.current_trading_date(options.to_settings()).isoformat()
-    if day is not None:
-        options = _bounded_to_day(options, date.fromisoformat(day))
+        first = session.current_trading_date(options.to_settings())
+        day = first.isoformat()
+    if first is not None:
+        options = _bounded_to_day(options, first)
         max_days = 1
-    settings = options.to_settings()
+    settings = _check_options(options)
     clock = LiveClock()
     own_run = flow_run.get_id()
     sid = session_id or settings.session.session_id or own_run or session.new_session_id(clock)
-    first = date.fromisoformat(day) if day else None
     # One writer per session, from every door: held from before the run number is allocated
     # until the last date is published. A second start is refused here and writes nothing; a
     # crash releases it with the process.
@@ -99,6 +105,69 @@ def _name_and_tag(flow_run_id: str, session_id: str, run_tags: list[str]) -> Non
         current = client.read_flow_run(UUID(flow_run_id))
         merged = list(dict.fromkeys([*(current.tags or []), *run_tags]))
         client.update_flow_run(UUID(flow_run_id), name=f"session-{session_id}", tags=merged)
+
+
+def _checked_parameters(
+    options: RunOptions, session_id: str | None, day: str | None, max_days: int | None
+) -> date | None:
+    """Check the flow's parameters; returns ``day`` as a date.
+
+    Raises:
+        ConfigurationError: Naming the parameter (and, for options, the setting).
+    """
+    first: date | None = None
+    if day is not None:
+        try:
+            first = date.fromisoformat(str(day))
+        except ValueError:
+            raise ConfigurationError(
+                f"day: {day!r} is not a date, use YYYY-MM-DD (parameter day)", field="day"
+            ) from None
+    if max_days is not None and max_days < 1:
+        raise ConfigurationError(
+            f"max_days: {max_days} must be at least 1 (parameter max_days)", field="max_days"
+        )
+    if session_id is not None:
+        try:
+            validate_session_id(session_id)
+        except ConfigurationError as exc:
+            raise ConfigurationError(
+                f"session_id: {exc.message} (parameter session_id)", field="session_id"
+            ) from None
+    _check_options(options, settings_only=True)
+    return first
+
+
+def _check_options(options: RunOptions, *, settings_only: bool = False) -> ArgoSettings:
+    """The settings of ``options``, checked; errors name the ``options`` parameter."""
+    try:
+        settings = options.to_settings()
+        if not settings_only:
+            check_run(settings, options)
+    except ConfigurationError as exc:
+        message = f"options: {exc.message} (parameter options)"
+        raise ConfigurationError(message, **exc.attrs) from None
+    return settings
+
+
+def _with_deployment_defaults(options: RunOptions) -> RunOptions:
+    """Options given at trigger time merged into the deployment's default options.
+
+    Prefect replaces a parameter as a whole: a trigger with ``options: {bars: 100}`` would
+    drop the deployment's feed, strategy and symbols. Only the fields the caller set win;
+    strategy ``params`` merge key by key.
+    """
+    context = FlowRunContext.get()
+    deployment_id = context.flow_run.deployment_id if context and context.flow_run else None
+    if deployment_id is None:
+        return options
+    # prefect.runtime.deployment.parameters are this flow run's parameters (the trigger's
+    # options already replaced the defaults there): the deployment itself holds the defaults.
+    with get_client(sync_client=True) as client:
+        defaults = client.read_deployment(deployment_id).parameters.get("options")
+    if not defaults:
+        return options
+    return options.over(defaults)
 
 
 def _bounded_to_day(options: RunOptions, day: date) -> RunOptions:

@@ -5,7 +5,9 @@ Definitions (DESIGN.md, Statistics):
 - number_of_trades counts fills; winning/losing count closing fills with pnl > 0 / < 0;
   win_rate = winning / closing fills (0 when none).
 - realized_pnl = sum of fill pnl (booked by the ledger: FIFO or average cost, fees included);
-  unrealized_pnl = open positions marked at the last close; total_pnl = realized + unrealized;
+  unrealized_pnl = open positions marked at the last close (cumulative); in the daily block
+  the change of that open PnL over the date (now minus at the previous date's last bar), so
+  the daily total_pnl = realized + unrealized is the date's equity change;
   maximum_profit / maximum_loss = best / worst closing fill (0 when none).
 - max_drawdown: peak-to-trough of equity (initial capital + realized + unrealized, sampled per
   bar) as a fraction of the peak; max_drawdown_abs in currency. The daily block's peak starts at
@@ -184,6 +186,9 @@ class StatsTracker:
         self._cum = _Block(initial_capital)
         self._day = _Block(initial_capital)
         self._day_ends: list[float] = [initial_capital]
+        # Open PnL at the previous date's last bar: the daily block's unrealized_pnl is the
+        # change since then, so daily totals are equity changes and add up to cumulative.
+        self._day_open_unrealized = 0.0
         self._last_updated = session_start
 
     # -- updates ---------------------------------------------------------------------------------
@@ -291,6 +296,7 @@ class StatsTracker:
         final = self.daily_block()
         self._day_ends.append(self.equity)
         self._day = _Block(self.equity)
+        self._day_open_unrealized = self._unrealized
         self._date = new_date
         return final
 
@@ -299,6 +305,9 @@ class StatsTracker:
     def _block(self, block: _Block) -> dict[str, Any]:
         sharpe, sortino = _ratios([*self._day_ends, self.equity] if block is self._cum else [])
         holds = block.hold_n
+        unrealized = self._unrealized
+        if block is self._day:
+            unrealized -= self._day_open_unrealized
         return {
             "trade_result": {
                 "number_of_trades": block.trades,
@@ -312,8 +321,8 @@ class StatsTracker:
             },
             "trade_pnl": {
                 "realized_pnl": block.realized,
-                "unrealized_pnl": self._unrealized,
-                "total_pnl": block.realized + self._unrealized,
+                "unrealized_pnl": unrealized,
+                "total_pnl": block.realized + unrealized,
                 "maximum_loss": block.max_loss,
                 "maximum_profit": block.max_profit,
             },
@@ -369,6 +378,7 @@ class StatsTracker:
             "cumulative": self._cum.to_state(),
             "daily": self._day.to_state(),
             "day_ends": list(self._day_ends),
+            "day_open_unrealized": self._day_open_unrealized,
         }
 
     @classmethod
@@ -383,4 +393,14 @@ class StatsTracker:
         tracker._cum = _Block.from_state(state["cumulative"])
         tracker._day = _Block.from_state(state["daily"])
         tracker._day_ends = [float(x) for x in state["day_ends"]]
+        opened = state.get("day_open_unrealized")
+        if opened is None:
+            # States of earlier versions: the date opened with equity day_ends[-1], booked
+            # realized PnL cum - day by then, and the rest of it was open PnL.
+            opened = (
+                tracker._day_ends[-1]
+                - tracker.initial_capital
+                - (tracker._cum.realized - tracker._day.realized)
+            )
+        tracker._day_open_unrealized = float(opened)
         return tracker

@@ -39,6 +39,7 @@ class ReplayFeed:
         pace: ``fast`` or ``realtime`` (wait the gap between distinct bar times).
         interval: Used for pacing when given (one interval per distinct time).
         clock: Clock for pacing.
+        bars: Keep at most this many bars per symbol (the first ones).
 
     Raises:
         ConfigurationError: If the file is missing, unreadable or lacks columns.
@@ -54,6 +55,7 @@ class ReplayFeed:
         pace: Literal["fast", "realtime"] = "fast",
         interval: str | None = None,
         clock: Clock | None = None,
+        bars: int | None = None,
     ) -> None:
         self.path = Path(path)
         if not self.path.exists():
@@ -61,6 +63,7 @@ class ReplayFeed:
         self.symbols = list(symbols) if symbols else None
         self.start = start
         self.end = end
+        self.bars = bars
         self.pace = pace
         self.step_s = parse_interval(interval).total_seconds() if interval else None
         self.clock = clock or LiveClock()
@@ -83,7 +86,9 @@ class ReplayFeed:
             )
         self._in_order = _in_time_symbol_order(self.path)
 
-    def _query(self, symbol: str | None = None) -> tuple[str, list[object]]:
+    def _query(
+        self, symbol: str | None = None, *, bounded: bool = True
+    ) -> tuple[str, list[object]]:
         where = []
         params: list[object] = [str(self.path)]
         symbols = [symbol] if symbol else self.symbols
@@ -103,11 +108,15 @@ class ReplayFeed:
             + ", ".join(f"CAST({c} AS DOUBLE) AS {c}" for c in REQUIRED[2:])
             + " FROM read_parquet(?)"
             + (" WHERE " + " AND ".join(where) if where else "")
-            # A file already in (time, symbol) order is streamed in file order (DuckDB keeps
-            # insertion order): sorting a million rows costs ~0.4 s before the first bar.
-            + ("" if self._in_order else " ORDER BY time, symbol")
         )
-        return sql, params
+        if self.bars is not None and bounded:
+            # The first ``bars`` bars of each symbol; the window loses file order.
+            sql += " QUALIFY row_number() OVER (PARTITION BY symbol ORDER BY time) <= ?"
+            params.append(self.bars)
+            return sql + " ORDER BY time, symbol", params
+        # A file already in (time, symbol) order is streamed in file order (DuckDB keeps
+        # insertion order): sorting a million rows costs ~0.4 s before the first bar.
+        return sql + ("" if self._in_order else " ORDER BY time, symbol"), params
 
     def _rows(
         self, sql: str, params: list[object], stop: threading.Event | None = None
@@ -157,7 +166,7 @@ class ReplayFeed:
 
     def history(self, symbol: str, start: datetime, end: datetime) -> list[Bar]:
         """Bars of ``symbol`` within [start, end)."""
-        sql, params = self._query(symbol)
+        sql, params = self._query(symbol, bounded=False)
         return [b for b in self._rows(sql, params) if start <= b.time < end]
 
     def close(self) -> None:

@@ -50,22 +50,22 @@ class SyntheticFeed:
         clock: Clock | None = None,
         start_prices: Mapping[str, float] | None = None,
     ) -> None:
-        if (bars is None) == (end is None):
+        if bars is None and end is None:
             raise ConfigurationError(
-                "the synthetic feed needs exactly one of bars or end", field="feed.bars"
+                "the synthetic feed needs bars or end (or both)", field="feed.bars"
             )
         if start.tzinfo is None:
             raise ConfigurationError("feed start must be timezone-aware", field="feed.start")
         self.symbols = list(symbols)
         self.step = parse_interval(interval)
         self.start = start
-        if bars is not None:
-            if bars <= 0:
-                raise ConfigurationError("bars must be positive", field="feed.bars")
-            self.count = bars
-        else:
-            assert end is not None
-            self.count = max(0, math.ceil((end - start) / self.step))
+        if bars is not None and bars <= 0:
+            raise ConfigurationError("bars must be positive", field="feed.bars")
+        # Both bound the feed: whichever ends it first.
+        counts = [] if bars is None else [bars]
+        if end is not None:
+            counts.append(max(0, math.ceil((end - start) / self.step)))
+        self.count = min(counts)
         self.seed = seed
         self.pace = pace
         self.clock = clock or LiveClock()

@@ -8,16 +8,11 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-import duckdb
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from argo_engine.errors import ArgoError
-from argo_engine.tools.catalog import connect, folder_stats, list_sessions, session_stats
-from argo_engine.tools.report import write_report
-
-console = Console()
+from argo_engine.settings import ArgoSettings
+from argo_engine.terminal import console, fail, user_errors
 
 DataOutput = Annotated[
     Path | None, typer.Option("--data-output", help="Root of the run folders (default: settings).")
@@ -25,12 +20,33 @@ DataOutput = Annotated[
 Format = Annotated[str, typer.Option("--format", help="table | json | csv")]
 
 
-def _root(data_output: Path | None) -> Path:
-    if data_output is not None:
-        return data_output
+def _checked_settings() -> ArgoSettings:
+    """Settings from the environment and ``.env``; a bad one ends the command in one line."""
     from argo_engine.settings import load_settings
 
-    return Path(load_settings().session.data_output)
+    with user_errors():
+        return load_settings()
+
+
+def _root(data_output: Path | None) -> Path:
+    """The data output asked about; settings (and ``.env``) are checked on every command.
+
+    A data output that does not exist is an error: it is a wrong folder, not an empty one.
+    """
+    settings = _checked_settings()
+    root = data_output if data_output is not None else Path(settings.session.data_output)
+    if not root.is_dir():
+        what = "does not exist" if not root.exists() else "is not a folder"
+        fail(f"data output {root} {what} (--data-output, ARGO_SESSION__DATA_OUTPUT)")
+    return root
+
+
+def _session_days(root: Path, session: str) -> None:
+    """Fail unless ``session`` has run folders under ``root``."""
+    from argo_engine.tools.catalog import run_folders
+
+    if not any(r.session_id == session for r in run_folders(root)):
+        fail(f"no session {session!r} under {root} (--session; `argo sessions` lists them)")
 
 
 def _emit(rows: list[dict[str, Any]], fmt: str, title: str) -> None:
@@ -72,7 +88,13 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def sessions(data_output: DataOutput = None, fmt: Format = "table") -> None:
         """List run folders: date, run, session, strategy, status, trades, realized PnL."""
-        _emit(list_sessions(_root(data_output)), fmt, "Sessions")
+        from argo_engine.tools.catalog import list_sessions
+
+        root = _root(data_output)
+        rows = list_sessions(root)
+        if not rows:
+            fail(f"no sessions under {root}: it holds no run folders ({{date}}/run_N)", code=1)
+        _emit(rows, fmt, "Sessions")
 
     @app.command()
     def stats(
@@ -82,12 +104,20 @@ def register(app: typer.Typer) -> None:
         fmt: Format = "table",
     ) -> None:
         """Daily and cumulative figures of a run folder, or per day of a session."""
+        from argo_engine.persistence.schema import STATS_FILE
+        from argo_engine.tools.catalog import folder_stats, session_stats
+
         if path is not None:
+            _checked_settings()
+            if not (path / STATS_FILE).is_file():
+                fail(f"{path} is not a run folder: it has no {STATS_FILE}")
             data = folder_stats(path)
             rows = [{"block": "daily", **_flatten(data["daily"])},
                     {"block": "cumulative", **_flatten(data["cumulative"])}]  # fmt: skip
         elif session is not None:
-            data = session_stats(_root(data_output), session)
+            root = _root(data_output)
+            _session_days(root, session)
+            data = session_stats(root, session)
             rows = [{"date": d["date"], "run": d["run"], **_flatten(d["daily"])}
                     for d in data["days"]]  # fmt: skip
             rows.append({"date": "cumulative", "run": "", **_flatten(data["cumulative"])})
@@ -104,14 +134,17 @@ def register(app: typer.Typer) -> None:
         fmt: Format = "table",
     ) -> None:
         """Run SQL over every date and run (views carry date, run and session_id columns)."""
+        import duckdb
+
+        from argo_engine.tools.catalog import connect
+
         con = connect(_root(data_output))
         try:
             rel = con.execute(sql)
             cols = [d[0] for d in rel.description or []]
             rows = [dict(zip(cols, r, strict=True)) for r in rel.fetchall()]
         except duckdb.Error as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from None
+            fail(" ".join(str(exc).split()))
         finally:
             con.close()
         _emit(rows, fmt, "Query")
@@ -123,9 +156,10 @@ def register(app: typer.Typer) -> None:
         data_output: DataOutput = None,
     ) -> None:
         """Write a self-contained HTML report (equity, drawdown, per-day, trades, marks)."""
-        try:
-            path = write_report(_root(data_output), session, out)
-        except ArgoError as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from None
+        from argo_engine.tools.report import write_report
+
+        root = _root(data_output)
+        _session_days(root, session)
+        with user_errors():
+            path = write_report(root, session, out)
         console.print(f"report: {path}")

@@ -74,12 +74,12 @@ def test_readme_main_command_runs_the_prefect_flow(tmp_path: Path) -> None:
 def test_bad_option_gives_a_clear_error_and_writes_nothing(tmp_path: Path) -> None:
     proc = _argo(["run", "--no-prefect", "--timezone", "Mars/Olympus"], tmp_path)
     assert proc.returncode == 2
-    assert "session.timezone" in proc.stdout
+    assert "session.timezone" in proc.stderr
     assert not (tmp_path / "data").exists()
     proc = _argo(["run", "--no-prefect", "--strategy", "nope"], tmp_path)
     assert proc.returncode == 2
-    assert "unknown strategy 'nope'" in proc.stdout
+    assert "unknown strategy 'nope'" in proc.stderr
     proc = _argo(["run", "--no-prefect", "--param", "period=-3"], tmp_path)
     assert proc.returncode == 2
-    assert "'period'" in proc.stdout
+    assert "'period'" in proc.stderr
     assert not (tmp_path / "data").exists()

@@ -14,7 +14,7 @@ from prefect.logging.handlers import APILogWorker
 
 from argo_engine import session
 from argo_engine.clock import FakeClock
-from argo_engine.errors import ProviderUnavailable
+from argo_engine.errors import ConfigurationError, ProviderUnavailable
 from argo_engine.options import RunOptions
 from argo_engine.ports import MarketDataFeed
 from argo_engine.testing.feeds import FailOnceFeed
@@ -173,3 +173,32 @@ def test_engine_logs_reach_the_prefect_run_logs(tmp_path: Path) -> None:
     children = [str(r.id) for r in asyncio.run(_runs(parent_id))]
     names = asyncio.run(_log_names([parent_id, *children]))
     assert any(name.startswith("argo_engine") for name in names), names
+
+
+@pytest.mark.parametrize(
+    ("parameters", "named"),
+    [
+        ({"day": "2025-13-40"}, "(parameter day)"),
+        ({"max_days": 0}, "(parameter max_days)"),
+        ({"max_days": -1}, "(parameter max_days)"),
+        ({"session_id": "../x"}, "(parameter session_id)"),
+        ({"interval": "7m"}, "session.interval"),
+        ({"end": "2025-09-01T00:00:00Z"}, "--end"),
+        ({"strategy": "nosuch"}, "--strategy"),
+        ({"params": {"period": "abc"}}, "'period'"),
+    ],
+)
+def test_bad_parameters_fail_before_any_folder_naming_the_parameter(
+    tmp_path: Path, parameters: dict[str, Any], named: str
+) -> None:
+    flow_params = {k: v for k, v in parameters.items() if k in ("day", "max_days", "session_id")}
+    option_values = {k: v for k, v in parameters.items() if k not in flow_params}
+    options = _options(tmp_path).model_copy(update=option_values)
+    state = trading_session(options=options, **flow_params, return_state=True)
+
+    assert state.is_failed()
+    with pytest.raises(ConfigurationError) as info:
+        state.result()
+    assert named in info.value.message
+    assert "parameter" in info.value.message
+    assert not (tmp_path / "out").exists()

@@ -342,3 +342,25 @@ def test_stream_stop_ends_the_iterator_promptly(mock: MockBinance) -> None:
     assert consumer.error is None
     assert consumer.feed.status is ProviderStatus.DISCONNECTED
     consumer.feed.close()
+
+
+def test_stream_ends_at_end_for_every_symbol(mock: MockBinance) -> None:
+    start = mock.now() - 5 * MINUTE
+    feed = make_feed(mock, FakeClock(), start=start, end=start + 3 * MINUTE)
+
+    bars = list(feed.stream(threading.Event()))  # ends by itself, no stop needed
+    feed.close()
+
+    expected = [start + i * MINUTE for i in range(3)]
+    assert by_symbol(bars) == {"BTCUSDT": expected, "ETHUSDT": expected}
+
+
+def test_stream_ends_after_bars_per_symbol(mock: MockBinance) -> None:
+    start = mock.now() - 5 * MINUTE
+    feed = make_feed(mock, FakeClock(), start=start, bars=2)
+
+    bars = list(feed.stream(threading.Event()))
+    feed.close()
+
+    expected = [start, start + MINUTE]
+    assert by_symbol(bars) == {"BTCUSDT": expected, "ETHUSDT": expected}

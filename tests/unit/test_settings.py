@@ -82,3 +82,31 @@ def test_invalid_settings_raise_configuration_error_naming_the_field(
 def test_unknown_setting_in_override_is_rejected() -> None:
     with pytest.raises(ConfigurationError, match=r"session\.colour"):
         load_settings(None, session={"colour": "red"})
+
+
+def test_trigger_options_lay_over_the_deployment_defaults() -> None:
+    from argo_engine.options import RunOptions
+
+    defaults = {
+        "feed": "synthetic",
+        "strategy": "rsi",
+        "symbols": ["BTCUSDT", "ETHUSDT"],
+        "params": {"period": 10, "quantity": 2},
+    }
+    given = RunOptions.model_validate({"bars": 100, "params": {"period": 7}})
+
+    merged = given.over(defaults)
+
+    assert merged.bars == 100
+    assert merged.feed == "synthetic"
+    assert merged.symbols == ["BTCUSDT", "ETHUSDT"]
+    assert merged.params == {"period": 7, "quantity": 2}
+    assert RunOptions().over(defaults).model_dump(exclude_unset=True) == defaults
+
+
+def test_end_not_after_start_and_unsupported_intervals_are_refused() -> None:
+    with pytest.raises(ConfigurationError, match=r"feed\.end") as info:
+        load_settings(None, feed={"start": "2025-10-02T00:00:00Z", "end": "2025-10-01T00:00:00Z"})
+    assert "is not after start" in info.value.message
+    with pytest.raises(ConfigurationError, match=r"session\.interval"):
+        load_settings(None, session={"interval": "7m"})

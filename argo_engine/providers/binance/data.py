@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from datetime import datetime
 
 import orjson
@@ -72,6 +72,8 @@ class BinanceFeed:
         reconnect: Backoff of websocket reconnects; ``max_attempts`` consecutive failures
             end the stream with ProviderUnavailable.
         timeout_s: HTTP and websocket-handshake timeout.
+        end: The stream ends once every symbol reached this open time (exclusive).
+        bars: The stream ends once every symbol yielded this many bars.
 
     Raises:
         ConfigurationError: Unsupported interval, invalid symbol or URL.
@@ -90,6 +92,8 @@ class BinanceFeed:
         retry: RetryPolicy | None = None,
         reconnect: RetryPolicy | None = None,
         timeout_s: float = 10.0,
+        end: datetime | None = None,
+        bars: int | None = None,
     ) -> None:
         # Fail up front on intervals Binance (or we) cannot serve; never fall back to 1m.
         self.interval = check_interval(interval)
@@ -104,6 +108,12 @@ class BinanceFeed:
             )
         if start is not None and start.tzinfo is None:
             raise ConfigurationError("feed start must be timezone-aware", field="feed.start")
+        if end is not None and end.tzinfo is None:
+            raise ConfigurationError("feed end must be timezone-aware", field="feed.end")
+        if bars is not None and bars <= 0:
+            raise ConfigurationError("bars must be positive", field="feed.bars")
+        self.end = end
+        self.bars = bars
         base = ws_url.rstrip("/")
         base = base.removesuffix("/ws").removesuffix("/stream")
         streams = "/".join(f"{s.lower()}@kline_{interval}" for s in self.symbols)
@@ -137,13 +147,42 @@ class BinanceFeed:
         )
 
     def stream(self, stop: threading.Event) -> Iterator[Bar]:
-        """Yield closed bars of every symbol until ``stop`` is set.
+        """Yield closed bars of every symbol until ``stop`` is set or the bounds are reached.
+
+        With ``end`` and/or ``bars`` the stream ends once every symbol reached its bound
+        (bars at or after ``end`` are never yielded).
 
         Raises:
             ProviderUnavailable: The websocket could not be (re)opened after the reconnect
                 policy's attempts, or the REST gap fill failed after its retries.
             ConfigurationError: Unknown symbol.
         """
+        if self.end is None and self.bars is None:
+            yield from self._stream(stop)
+            return
+        counts = dict.fromkeys(self.symbols, 0)
+        done: set[str] = set()
+        inner = self._stream(stop)
+        try:
+            for bar in inner:
+                symbol = bar.symbol
+                if symbol in done:
+                    continue
+                if self.end is not None and bar.time >= self.end:
+                    done.add(symbol)
+                else:
+                    yield bar
+                    counts[symbol] += 1
+                    if (self.bars is not None and counts[symbol] >= self.bars) or (
+                        self.end is not None and next_open(bar.time, self.interval) >= self.end
+                    ):
+                        done.add(symbol)
+                if len(done) == len(self.symbols):
+                    return
+        finally:
+            inner.close()  # closes the websocket pump
+
+    def _stream(self, stop: threading.Event) -> Generator[Bar, None, None]:
         self._check_symbols(stop)
         events: queue.Queue[WsEvent] = queue.Queue()
         pump = WebSocketPump(events, open_timeout_s=self.timeout_s)
