@@ -989,6 +989,9 @@ class TradingEngine:
                 and 0.0 <= v < _INF
                 and symbol in self._symbol_set
                 and when.tzinfo is not None
+                # Text, Decimal or bool values compare (or fail to) in odd ways: any type
+                # but float goes to validate_bar.
+                and type(o) is type(h) is type(lo) is type(c) is type(v) is float
             )
         except (TypeError, AttributeError):
             plausible = False
@@ -1115,11 +1118,20 @@ class TradingEngine:
 
     def _reject(self, bar: Bar, problem: DataError) -> None:
         self._counts["rejected"] += 1
+        # A bar without a usable time or symbol cannot stamp the log line: the current bar
+        # (or the clock) does.
+        stamp = (
+            bar
+            if isinstance(bar.time, datetime)
+            and bar.time.tzinfo is not None
+            and isinstance(bar.symbol, str)
+            else None
+        )
         self.record_log(
             f"rejected bar: {problem.message}",
             level=LogLevel.ERROR,
-            fields={"error": "DataError", "symbol": bar.symbol},
-            bar=bar,
+            fields={"error": "DataError", "symbol": str(bar.symbol)},
+            bar=stamp,
         )
         self._fire("on_error", problem)
 
