@@ -45,7 +45,7 @@ from argo_engine.ports import Broker, MarketDataFeed
 from argo_engine.scratch_db import query_connection
 from argo_engine.settings import ArgoSettings, validate_session_id
 from argo_engine.strategies.base import Strategy
-from argo_engine.strategies.registry import resolve_strategy
+from argo_engine.strategies.registry import resolve_strategy, strategy_code
 
 log = logging.getLogger(__name__)
 
@@ -548,7 +548,8 @@ def _open_and_warm_up(
             for bar in bars:
                 engine.context.remember(bar)
             if bars:
-                engine.strategy.warmup(bars)
+                with strategy_code(engine.strategy_info.name, "warmup"):
+                    engine.strategy.warmup(bars)
     if warm_up:
         resume_from = max(engine._last_time.values()) if engine._last_time else None
         if resume_from is not None:
@@ -563,7 +564,8 @@ def _open_and_warm_up(
             for bar in bars:
                 engine.context.remember(bar)
             if bars:
-                engine.strategy.warmup(bars)
+                with strategy_code(engine.strategy_info.name, "warmup"):
+                    engine.strategy.warmup(bars)
             per_symbol: dict[str, int] = {}
             for bar in bars:
                 per_symbol[bar.symbol] = per_symbol.get(bar.symbol, 0) + 1
