@@ -124,7 +124,10 @@ def _check(folder: Path, report: FolderReport) -> None:
             try:
                 info = read_run_yaml(folder)
             except (RecoveryError, OSError) as exc:
-                problems.append(f"{run_path}: unreadable ({_one_line(exc)})")
+                problems.append(
+                    f"{run_path}: unreadable ({_one_line(exc)}); the next start of its "
+                    "session rebuilds it from the folder"
+                )
         stats_path = folder / STATS_FILE
         if not stats_path.exists():
             problems.append(f"{stats_path}: missing")
