@@ -116,8 +116,19 @@ def run(
 @app.command()
 def verify(
     path: Annotated[Path, typer.Argument(help="A run folder, a date folder or a data output.")],
+    quarantine: Annotated[
+        bool,
+        typer.Option(
+            "--quarantine",
+            help="Move each damaged parquet file aside as <name>.corrupt-<timestamp> "
+            "(nothing is deleted).",
+        ),
+    ] = False,
 ) -> None:
-    """Check run folders: readable parquet, schemas, stats vs trades, unique ids, journal."""
+    """Check run folders: readable parquet, schemas, stats vs trades, unique ids, journal.
+
+    Exit status: 0 every folder is sound, 1 problems found (each listed), 2 could not run.
+    """
     with user_errors():
         load_settings()
     if not path.exists():
@@ -126,16 +137,33 @@ def verify(
         fail(f"{path} is a file, not a run folder, a date folder or a data output")
     if not _holds_run_folders(path):
         fail(f"{path} holds no run folders ({{date}}/run_N): nothing to verify")
-    from argo_engine.verify import verify_path
+    from argo_engine.verify import check_path
+    from argo_engine.verify import quarantine as move_aside
 
-    report = verify_path(path)
+    try:
+        report = check_path(path)
+    except Exception as exc:  # one line, never a traceback
+        console.print(f"[red]error:[/red] could not verify {path}: {type(exc).__name__}: {exc}")
+        raise typer.Exit(2) from None
     if not report:
         console.print(f"[green]ok[/green]: {path}")
         return
-    for folder, problems in report.items():
-        console.print(f"[red]{folder}[/red]")
-        for problem in problems:
-            console.print(f"  - {problem}")
+    moved_all = True
+    for folder, found in report.items():
+        console.print(f"[red]{folder}[/red]", soft_wrap=True)
+        for problem in found.problems:
+            console.print(f"  - {problem}", soft_wrap=True, markup=False)
+        if quarantine:
+            for damaged in found.damaged:
+                try:
+                    target = move_aside(damaged)
+                except OSError as exc:
+                    moved_all = False
+                    console.print(f"  ! could not quarantine {damaged}: {exc}", markup=False)
+                else:
+                    console.print(f"  > quarantined {damaged} as {target.name}", markup=False)
+    if quarantine and not moved_all:
+        raise typer.Exit(2)
     raise typer.Exit(1)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime, time
+from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -20,8 +20,8 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
-    ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -72,8 +72,21 @@ def validate_session_id(session_id: str) -> str:
     return session_id
 
 
+# Bounds of the numeric settings: generous for any real session, tight enough that a typo
+# (an extra digit, a value in the wrong unit) is refused before it writes 1.4 GB of folders.
+MAX_BARS = 100_000_000  # 3 years of 1s bars per symbol
+MAX_PREFETCH_DAYS = 3650
+MAX_SECONDS = 86_400.0  # one day, for every interval and timeout setting
+MAX_AMOUNT = 1e15
+# Longest length of one interval unit (a month counts 31 days).
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "M": 31 * 86400}
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
 class _Group(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf and NaN are never a valid amount, interval or rate.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class SessionSettings(_Group):
@@ -100,7 +113,10 @@ class SessionSettings(_Group):
         description="Local time at which a trading date starts (e.g. 17:00); midnight if empty.",
     )
     initial_capital: float = Field(
-        default=100_000.0, gt=0, description="Starting cash of the paper account and equity curve."
+        default=100_000.0,
+        gt=0,
+        le=MAX_AMOUNT,
+        description="Starting cash of the paper account and equity curve.",
     )
     pnl_method: Literal["fifo", "average_cost"] = Field(
         default="fifo", description="Realized PnL method: fifo or average_cost."
@@ -170,12 +186,17 @@ class FeedSettings(_Group):
         default=None, description="Stop before this bar time (ISO 8601); exclusive."
     )
     bars: int | None = Field(
-        default=None, gt=0, description="Number of bars per symbol (synthetic default 500)."
+        default=None,
+        gt=0,
+        le=MAX_BARS,
+        description="Number of bars per symbol (synthetic default 500).",
     )
     pace: Literal["fast", "realtime"] = Field(
         default="fast", description="fast: as fast as possible; realtime: one bar per interval."
     )
-    seed: int = Field(default=42, description="Seed of the synthetic random walk.")
+    seed: int = Field(
+        default=42, ge=0, le=2**63 - 1, description="Seed of the synthetic random walk."
+    )
     binance_rest_url: str = Field(
         default="https://api.binance.com", description="Binance REST base URL for market data."
     )
@@ -183,25 +204,30 @@ class FeedSettings(_Group):
         default="wss://stream.binance.com:9443", description="Binance websocket base URL."
     )
     prefetch_days: int = Field(
-        default=0, ge=0, description="Days of history to load before streaming (warm-up)."
+        default=0,
+        ge=0,
+        le=MAX_PREFETCH_DAYS,
+        description="Days of history to load before streaming (warm-up).",
     )
 
     @field_validator("start", "end")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:
-            from datetime import UTC
-
-            return value.replace(tzinfo=UTC)
+            value = value.replace(tzinfo=UTC)
+        if value is not None and not EARLIEST <= value < LATEST:
+            raise ValueError(
+                f"{value.isoformat()} is outside {EARLIEST.year}-01-01..{LATEST.year}-01-01"
+            )
         return value
 
-    @field_validator("end")
-    @classmethod
-    def _end_after_start(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
-        start = info.data.get("start")
-        if value is not None and start is not None and value <= start:
-            raise ValueError(f"end {value.isoformat()} is not after start {start.isoformat()}")
-        return value
+    @model_validator(mode="after")
+    def _end_after_start(self) -> FeedSettings:
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise ValueError(
+                f"end {self.end.isoformat()} must be after start {self.start.isoformat()}"
+            )
+        return self
 
 
 class BrokerSettings(_Group):
@@ -215,11 +241,13 @@ class BrokerSettings(_Group):
         description="Paper commission model: zero, fixed_rate (rate x notional), per_share.",
     )
     commission_rate: float = Field(
-        default=0.001, ge=0, description="Rate of notional for fixed_rate (0.001 = 0.1%)."
+        default=0.001, ge=0, le=1, description="Rate of notional for fixed_rate (0.001 = 0.1%)."
     )
-    per_share_fee: float = Field(default=0.005, ge=0, description="Fee per unit for per_share.")
+    per_share_fee: float = Field(
+        default=0.005, ge=0, le=MAX_AMOUNT, description="Fee per unit for per_share."
+    )
     per_share_minimum: float = Field(
-        default=1.0, ge=0, description="Minimum fee per order for per_share."
+        default=1.0, ge=0, le=MAX_AMOUNT, description="Minimum fee per order for per_share."
     )
     base_url: str = Field(
         default="https://testnet.binance.vision", description="Binance broker REST base URL."
@@ -229,13 +257,19 @@ class BrokerSettings(_Group):
     allow_live: bool = Field(
         default=False, description="Must be true to use binance-live (real money)."
     )
-    recv_window_ms: int = Field(default=5000, gt=0, description="Binance recvWindow in ms.")
+    # Binance refuses a recvWindow above 60 s.
+    recv_window_ms: int = Field(
+        default=5000, gt=0, le=60_000, description="Binance recvWindow in ms."
+    )
     poll_interval_s: float = Field(
         default=5.0,
         gt=0,
+        le=MAX_SECONDS,
         description="Min seconds between two polls of a symbol's open orders at the venue.",
     )
-    timeout_s: float = Field(default=10.0, gt=0, description="HTTP timeout of broker requests.")
+    timeout_s: float = Field(
+        default=10.0, gt=0, le=MAX_SECONDS, description="HTTP timeout of broker requests."
+    )
 
 
 class StrategySettings(_Group):
@@ -250,6 +284,7 @@ class StrategySettings(_Group):
     slow_bar_s: float = Field(
         default=1.0,
         gt=0,
+        le=MAX_SECONDS,
         description="A bar handled slower than this is recorded as a StrategyError (warning).",
     )
 
@@ -260,6 +295,7 @@ class PersistenceSettings(_Group):
     flush_interval_s: float = Field(
         default=1.0,
         gt=0,
+        le=MAX_SECONDS,
         description="Max seconds until market data, marks and logs are durable on disk.",
     )
     max_write_share: float = Field(
@@ -271,10 +307,14 @@ class PersistenceSettings(_Group):
     stats_min_interval_s: float = Field(
         default=0.05,
         ge=0,
+        le=MAX_SECONDS,
         description="Min seconds between stats.yaml writes after fills (bounds fast replays).",
     )
     history_bars: int = Field(
-        default=500, gt=0, description="Bars per symbol kept in memory for strategy history."
+        default=500,
+        gt=0,
+        le=1_000_000,
+        description="Bars per symbol kept in memory for strategy history.",
     )
     paper_fsync: Literal["batched", "per_order"] = Field(
         default="batched",
@@ -320,6 +360,22 @@ class ArgoSettings(BaseSettings):
     )
     log_level: str = Field(default="INFO", description="Log level of the engine loggers.")
 
+    @model_validator(mode="after")
+    def _bars_end_in_time(self) -> ArgoSettings:
+        # --bars of --interval from --start must end before LATEST: a count that runs past it
+        # (or past year 9999, where datetime overflows) is a typo, not a session.
+        bars, interval = self.feed.bars, self.session.interval
+        if bars is None:
+            return self
+        step = int(interval[:-1]) * _UNIT_SECONDS[interval[-1]]
+        start = self.feed.start or datetime(2025, 10, 1, 9, tzinfo=UTC)
+        if bars * step >= (LATEST - start).total_seconds():
+            raise ValueError(
+                f"feed.bars {bars} of {interval} from {start.isoformat()} would run past "
+                f"{LATEST.year}-01-01; use fewer bars or a shorter interval"
+            )
+        return self
+
 
 def load_settings(
     _env_file: str | Path | None = ".env",
@@ -358,8 +414,12 @@ def configuration_error(
     problems = []
     fields = []
     for err in exc.errors():
+        if not err["loc"]:  # a check across groups: its message names the settings
+            fields.append("<root>")
+            problems.append(str(err["msg"]).removeprefix("Value error, "))
+            continue
         loc = err["loc"]
-        name = ".".join(str(p) for p in loc) or "<root>"
+        name = ".".join(str(p) for p in loc)
         fields.append(name)
         env = "ARGO_" + "__".join(str(p).upper() for p in loc[:2])
         option = (options or {}).get(".".join(str(p) for p in loc[:2]))

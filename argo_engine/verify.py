@@ -1,15 +1,25 @@
-"""Integrity checks of run folders (``argo verify``)."""
+"""Integrity checks of run folders (``argo verify``).
+
+Every folder is checked on its own: a damaged file is a problem listed under its folder (naming
+the file), never an exception that stops the other folders from being checked.
+"""
 
 from __future__ import annotations
 
 import math
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 import yaml
 
 from argo_engine.errors import RecoveryError
-from argo_engine.persistence.runs import parse_run_number, read_run_yaml
+from argo_engine.persistence.runs import RunInfo, parse_run_number, read_run_yaml
 from argo_engine.persistence.schema import (
     JOURNAL_DIR,
     RECOVERY_MARKER,
@@ -19,18 +29,57 @@ from argo_engine.persistence.schema import (
 )
 
 
+@dataclass
+class FolderReport:
+    """What verify found in one run folder.
+
+    Attributes:
+        problems: Human-readable problems, each naming its file.
+        damaged: Parquet files that cannot be read back as they were written (quarantinable).
+    """
+
+    problems: list[str] = field(default_factory=list)
+    damaged: list[Path] = field(default_factory=list)
+
+
+def read_whole_parquet(path: Path) -> pa.Table:
+    """Read every page of a parquet file, verifying page checksums where it has them.
+
+    Raises:
+        pyarrow.ArrowException: If a page cannot be decoded or fails its checksum.
+        OSError: If the file cannot be read.
+    """
+    return pq.read_table(path, page_checksum_verification=True, use_threads=False)
+
+
 def verify_folder(folder: Path) -> list[str]:
     """Check one ``{date}/run_N`` folder.
 
-    Checks: every parquet file exists and is readable with the DESIGN.md schema, keys are unique,
-    market data is sorted and unique on (symbol, time), stats.yaml parses and its daily trade
-    figures match trades.parquet, run.yaml exists, no journal data is left undrained and no
-    recovery was left unfinished.
+    Checks: every parquet file exists and reads back completely (page checksums verified
+    where written) with the DESIGN.md schema, keys are unique, market data is sorted and
+    unique on (symbol, time), stats.yaml parses and its daily trade figures match
+    trades.parquet, run.yaml exists and is readable, no journal data is left undrained, no
+    recovery was left unfinished and no temporary file was left behind.
 
     Returns:
         Human-readable problems, empty when the folder is sound.
     """
-    problems: list[str] = []
+    return check_folder(folder).problems
+
+
+def check_folder(folder: Path) -> FolderReport:
+    """Check one run folder (see :func:`verify_folder`); never raises for a damaged file."""
+    report = FolderReport()
+    try:
+        _check(folder, report)
+    except Exception as exc:  # a check that fails is a finding, not a crash
+        report.problems.append(f"{folder}: could not be checked ({type(exc).__name__}: {exc})")
+    return report
+
+
+def _check(folder: Path, report: FolderReport) -> None:
+    problems = report.problems
+    readable: set[str] = set()
     con = duckdb.connect()
     try:
         for schema in TABLES.values():
@@ -39,11 +88,13 @@ def verify_folder(folder: Path) -> list[str]:
                 problems.append(f"{path}: missing")
                 continue
             try:
+                read_whole_parquet(path)
                 described = con.execute(
                     "DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]
                 ).fetchall()
-            except duckdb.Error as exc:
-                problems.append(f"{path}: unreadable ({exc})")
+            except (pa.ArrowException, OSError, duckdb.Error) as exc:
+                problems.append(f"{path}: damaged, unreadable ({_one_line(exc)})")
+                report.damaged.append(path)
                 continue
             got = [(r[0], r[1]) for r in described]
             want = list(schema.columns)
@@ -52,29 +103,44 @@ def verify_folder(folder: Path) -> list[str]:
             if not schema.written_by_a_version(got[: len(want)]):
                 problems.append(f"{path}: columns {got} differ from {want}")
                 continue
+            readable.add(schema.file_name)
             keys = ", ".join(schema.key)
-            (dups,) = con.execute(
-                f"SELECT count(*) FROM (SELECT {keys} FROM read_parquet(?) "
-                f"GROUP BY {keys} HAVING count(*) > 1)",
-                [str(path)],
-            ).fetchone() or (0,)
+            try:
+                (dups,) = con.execute(
+                    f"SELECT count(*) FROM (SELECT {keys} FROM read_parquet(?) "
+                    f"GROUP BY {keys} HAVING count(*) > 1)",
+                    [str(path)],
+                ).fetchone() or (0,)
+            except duckdb.Error as exc:
+                problems.append(f"{path}: unreadable ({_one_line(exc)})")
+                continue
             if dups:
                 problems.append(f"{path}: {dups} duplicate key(s) on ({keys})")
+        run_path = folder / RUN_FILE
+        info: RunInfo | None = None
+        if not run_path.exists():
+            problems.append(f"{run_path}: missing")
+        else:
+            try:
+                info = read_run_yaml(folder)
+            except (RecoveryError, OSError) as exc:
+                problems.append(
+                    f"{run_path}: unreadable ({_one_line(exc)}); the next start of its "
+                    "session rebuilds it from the folder"
+                )
         stats_path = folder / STATS_FILE
-        trades_path = folder / "trades.parquet"
         if not stats_path.exists():
             problems.append(f"{stats_path}: missing")
         else:
             try:
                 stats = yaml.safe_load(stats_path.read_text())
-            except yaml.YAMLError as exc:
-                problems.append(f"{stats_path}: unreadable ({exc})")
+            except (yaml.YAMLError, OSError, ValueError) as exc:
+                problems.append(f"{stats_path}: unreadable ({_one_line(exc)})")
                 stats = None
-            if isinstance(stats, dict) and trades_path.exists() and "daily" in stats:
-                sources = _same_day_session_trades(folder)
-                problems.extend(_check_stats(con, stats, sources, stats_path))
-        if not (folder / RUN_FILE).exists():
-            problems.append(f"{folder / RUN_FILE}: missing")
+            if isinstance(stats, dict) and "daily" in stats:
+                problems.extend(_check_stats_of(con, folder, info, stats, stats_path, readable))
+            elif stats is not None:
+                problems.append(f"{stats_path}: no daily block")
         journal = folder / JOURNAL_DIR
         if journal.exists():
             leftovers = [p for p in journal.glob("*.jsonl") if p.stat().st_size > 0]
@@ -86,18 +152,48 @@ def verify_folder(folder: Path) -> list[str]:
                     f"{journal}: recovery not finished ({RECOVERY_MARKER}); the next start "
                     "of the session finishes it"
                 )
+        temps = sorted(p.name for p in folder.glob("*.tmp")) + sorted(
+            p.name for p in folder.glob(".*.tmp")
+        )
+        if temps:
+            problems.append(
+                f"{folder}: temporary file(s) left behind by a crashed writer: "
+                f"{', '.join(temps)} (the next start of the session removes them)"
+            )
     finally:
         con.close()
-    return problems
 
 
-def _same_day_session_trades(folder: Path) -> list[str]:
+def _check_stats_of(
+    con: duckdb.DuckDBPyConnection,
+    folder: Path,
+    info: RunInfo | None,
+    stats: dict[str, Any],
+    stats_path: Path,
+    readable: set[str],
+) -> list[str]:
+    if "trades.parquet" not in readable:
+        return [f"{stats_path}: not checked against trades.parquet, which is unreadable"]
+    if info is None:
+        return [f"{stats_path}: not checked against the trades: run.yaml is unreadable"]
+    sources, unreadable = _same_day_session_trades(folder, info)
+    if unreadable:
+        return [
+            f"{stats_path}: not checked against the session's trades of the date: "
+            f"{', '.join(unreadable)} unreadable"
+        ]
+    try:
+        return _check_stats(con, stats, sources, stats_path)
+    except (duckdb.Error, AttributeError, TypeError, ValueError) as exc:
+        return [f"{stats_path}: daily figures could not be checked ({_one_line(exc)})"]
+
+
+def _same_day_session_trades(folder: Path, own: RunInfo) -> tuple[list[str], list[str]]:
     # The daily block covers every run of the session on that date up to this one.
-    own = read_run_yaml(folder)
     number = parse_run_number(folder.name)
-    if own is None or number is None:
-        return [str(folder / "trades.parquet")]
-    files = []
+    if number is None:
+        return [str(folder / "trades.parquet")], []
+    files, unreadable = [], []
     for other in sorted(folder.parent.glob("run_*")):
         n = parse_run_number(other.name)
         trades = other / "trades.parquet"
@@ -105,11 +201,19 @@ def _same_day_session_trades(folder: Path) -> list[str]:
             continue
         try:
             info = read_run_yaml(other)
-        except RecoveryError:
+        except (RecoveryError, OSError):
+            if other != folder:
+                # Its runs may belong to this session: the sum cannot be trusted.
+                unreadable.append(str(other / RUN_FILE))
             continue
         if info is not None and info.session_id == own.session_id:
+            try:
+                pq.read_metadata(trades)
+            except (pa.ArrowException, OSError):
+                unreadable.append(str(trades))
+                continue
             files.append(str(trades))
-    return files
+    return files, unreadable
 
 
 def _check_stats(
@@ -127,10 +231,10 @@ def _check_stats(
     if not isinstance(daily, dict):
         return [f"{stats_path}: no daily block"]
     problems = []
-    got_n = daily.get("trade_result", {}).get("number_of_trades")
+    got_n = (daily.get("trade_result") or {}).get("number_of_trades")
     if got_n != n:
         problems.append(f"{stats_path}: daily number_of_trades {got_n} != {n} rows in trades")
-    got_pnl = float(daily.get("trade_pnl", {}).get("realized_pnl", 0.0))
+    got_pnl = float((daily.get("trade_pnl") or {}).get("realized_pnl", 0.0))
     if not math.isclose(got_pnl, realized, rel_tol=1e-9, abs_tol=1e-6):
         problems.append(f"{stats_path}: daily realized_pnl {got_pnl} != sum(pnl) {realized}")
     got_fees = float(daily.get("total_fees", 0.0))
@@ -139,20 +243,73 @@ def _check_stats(
     return problems
 
 
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def run_folders(path: Path) -> list[Path]:
+    """The run folders under a run folder, a date folder or a whole data output path."""
+    if (path / RUN_FILE).exists() or path.name.startswith("run_"):
+        return [path]
+    folders = sorted(p for p in path.glob("run_*") if p.is_dir())
+    folders += sorted(p for p in path.glob("*/run_*") if p.is_dir())
+    return folders
+
+
+def check_path(path: Path) -> dict[Path, FolderReport]:
+    """Check every run folder under ``path``; only folders with problems are returned.
+
+    Raises:
+        OSError: If ``path`` itself cannot be listed.
+    """
+    report: dict[Path, FolderReport] = {}
+    for folder in run_folders(path):
+        found = check_folder(folder)
+        if found.problems:
+            report[folder] = found
+    return report
+
+
 def verify_path(path: Path) -> dict[str, list[str]]:
     """Check a run folder, a date folder or a whole data output path.
 
     Returns:
         Problems per run folder (only folders with problems are listed).
     """
-    if (path / RUN_FILE).exists() or path.name.startswith("run_"):
-        folders = [path]
-    else:
-        folders = sorted(p for p in path.glob("run_*") if p.is_dir())
-        folders += sorted(p for p in path.glob("*/run_*") if p.is_dir())
-    report: dict[str, list[str]] = {}
-    for folder in folders:
-        problems = verify_folder(folder)
-        if problems:
-            report[str(folder)] = problems
-    return report
+    return {str(folder): found.problems for folder, found in check_path(path).items()}
+
+
+def quarantine(path: Path, now: datetime | None = None) -> Path:
+    """Move a damaged file aside as ``<name>.corrupt-<UTC timestamp>``; nothing is deleted.
+
+    Args:
+        path: The damaged file.
+        now: Time of the quarantine (the current time when None).
+
+    Returns:
+        The new path.
+
+    Raises:
+        OSError: If the file cannot be moved.
+    """
+    stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.corrupt-{stamp}.{n}")
+    os.rename(path, target)
+    return target
+
+
+__all__ = [
+    "FolderReport",
+    "check_folder",
+    "check_path",
+    "quarantine",
+    "read_whole_parquet",
+    "run_folders",
+    "verify_folder",
+    "verify_path",
+]

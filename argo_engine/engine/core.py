@@ -69,7 +69,12 @@ from argo_engine.persistence.files import (
     move_aside,
     persistence_error,
 )
-from argo_engine.persistence.journal import Journal, journal_holds_data
+from argo_engine.persistence.journal import (
+    Journal,
+    is_sealed,
+    journal_holds_data,
+    unseal_line,
+)
 from argo_engine.persistence.runs import RunInfo, open_run_folder, parse_run_number
 from argo_engine.persistence.schema import JOURNAL_DIR, RECOVERY_MARKER, STATS_FILE
 from argo_engine.persistence.stats_yaml import (
@@ -342,6 +347,13 @@ class TradingEngine:
                 level=LogLevel.ERROR,
                 fields={"path": str(path)},
             )
+        for dropped in self.writers.dropped_journal_lines:
+            # Exactly what the moved-aside journal held that no file holds now.
+            self.record_log(
+                f"damaged journal line dropped in {folder}: {dropped}",
+                level=LogLevel.ERROR,
+                fields={"folder": str(folder)},
+            )
         self._stats_dirty = True
         if recovering:
             # The reconciled state and stats.yaml are durable before the marker goes: from
@@ -552,10 +564,14 @@ class TradingEngine:
         except OSError as exc:
             raise persistence_error(exc, self._accepted.path) from exc
         ids: dict[str, None] = {}
-        for line in data.split(b"\n"):
-            if not line:
+        sealed = is_sealed(data)
+        for raw in data.split(b"\n"):
+            if not raw:
                 continue
+            line = unseal_line(raw, sealed=sealed)
             try:
+                if line is None:
+                    raise orjson.JSONDecodeError("checksum mismatch", "", 0)
                 record = orjson.loads(line)
             except orjson.JSONDecodeError:
                 log.warning("ignoring an unreadable line of %s", self._accepted.path)
@@ -989,6 +1005,9 @@ class TradingEngine:
                 and 0.0 <= v < _INF
                 and symbol in self._symbol_set
                 and when.tzinfo is not None
+                # Text, Decimal or bool values compare (or fail to) in odd ways: any type
+                # but float goes to validate_bar.
+                and type(o) is type(h) is type(lo) is type(c) is type(v) is float
             )
         except (TypeError, AttributeError):
             plausible = False
@@ -1115,11 +1134,20 @@ class TradingEngine:
 
     def _reject(self, bar: Bar, problem: DataError) -> None:
         self._counts["rejected"] += 1
+        # A bar without a usable time or symbol cannot stamp the log line: the current bar
+        # (or the clock) does.
+        stamp = (
+            bar
+            if isinstance(bar.time, datetime)
+            and bar.time.tzinfo is not None
+            and isinstance(bar.symbol, str)
+            else None
+        )
         self.record_log(
             f"rejected bar: {problem.message}",
             level=LogLevel.ERROR,
-            fields={"error": "DataError", "symbol": bar.symbol},
-            bar=bar,
+            fields={"error": "DataError", "symbol": str(bar.symbol)},
+            bar=stamp,
         )
         self._fire("on_error", problem)
 

@@ -8,9 +8,16 @@ with the table's name, then the row. The journal makes a row durable before the 
 that will hold it is written; once that parquet file is durable the journal is truncated.
 Readers never look here.
 
+Every line carries a checksum: the JSON array, a tab, then the CRC-32 of the array as 8 hex
+digits (orjson escapes tabs inside strings, so the last tab of a line is the separator). A line
+whose checksum does not match is damaged, even when it still parses as JSON: a flipped digit
+must not become a wrong price. Journals of earlier versions have no checksums and still read
+(a file is checked once any of its lines has one).
+
 Reading is forgiving because the file may end mid-write after a crash: a torn last line (no
-newline, not parseable) is ignored, and an unparseable or ill-typed line elsewhere is skipped
-and counted, never raised.
+newline, not parseable) is ignored, and a damaged, unparseable or ill-typed line elsewhere is
+skipped, counted and described (which table, which keys when they can still be read), never
+raised.
 """
 
 from __future__ import annotations
@@ -18,8 +25,10 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -31,6 +40,52 @@ from argo_engine.persistence.schema import RECOVERY_MARKER, TableSchema
 # then split on the "],[" between them (see encode_rows).
 _ROW_GAP = b"],["
 _LINE_GAP = b"]\n["
+
+_SEP = b"\t"
+_CRC_LEN = 8
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def seal_lines(data: bytes) -> bytes:
+    """Append the checksum to each newline-terminated line of ``data``.
+
+    Args:
+        data: Complete journal lines (each a JSON array, newline-terminated).
+
+    Returns:
+        The lines as written to a journal file.
+    """
+    if not data:
+        return data
+    if data.count(b"\n") == 1:  # the common case: one batch line
+        body = data[:-1]
+        return body + b"\t%08x\n" % zlib.crc32(body)
+    return b"".join(line + b"\t%08x\n" % zlib.crc32(line) for line in data[:-1].split(b"\n"))
+
+
+def unseal_line(line: bytes, *, sealed: bool) -> bytes | None:
+    """The JSON of one journal line (without its newline), or None when it is damaged.
+
+    Args:
+        line: The line as read.
+        sealed: Whether the file carries checksums (then a line without one is damaged).
+    """
+    body, sep, crc = line.rpartition(_SEP)
+    if not sep:
+        return None if sealed else line
+    if len(crc) != _CRC_LEN:
+        return None
+    try:
+        expected = int(crc, 16)
+    except ValueError:
+        return None
+    return body if zlib.crc32(body) == expected else None
+
+
+def is_sealed(data: bytes) -> bool:
+    """Whether journal contents were written with checksums (by this version or later)."""
+    return _SEP in data
+
 
 # Python types a journal value may have per DuckDB column type (None is always allowed).
 _ALLOWED: dict[str, tuple[type, ...]] = {
@@ -103,13 +158,17 @@ class JournalContents:
 
     Attributes:
         rows: Valid rows in file order.
-        corrupt_lines: Lines that were complete but unparseable or did not fit the schema.
+        corrupt_lines: Lines that were complete but damaged (checksum), unparseable or did
+            not fit the schema.
         torn_tail: Whether the file ended with an incomplete line (ignored).
+        dropped: One description per skipped line: where, and what it held as far as it
+            can still be read.
     """
 
     rows: list[list[object]] = field(default_factory=list)
     corrupt_lines: int = 0
     torn_tail: bool = False
+    dropped: list[str] = field(default_factory=list)
 
 
 def _valid(row: object, schema: TableSchema, key_idx: Sequence[int]) -> bool:
@@ -135,7 +194,7 @@ def _completed(rows: list[list[object]], schema: TableSchema) -> list[list[objec
 
 
 def read_tagged_journal(
-    path: Path, schemas: dict[str, TableSchema]
+    path: Path, schemas: dict[str, TableSchema], dropped: list[str] | None = None
 ) -> tuple[dict[str, list[list[object]]], int, bool]:
     """Read a shared journal: lines tagged with their table.
 
@@ -145,6 +204,7 @@ def read_tagged_journal(
     Args:
         path: Journal file; a missing file reads as empty.
         schemas: The tables that may appear, by name.
+        dropped: Receives a description of each corrupt line when given.
 
     Returns:
         The valid rows per table in file order (without the tag), the number of corrupt
@@ -182,31 +242,89 @@ def read_tagged_journal(
         return True
 
     complete, _, tail = data.rpartition(b"\n")
+    sealed = is_sealed(data)
     parsed: list[object] | None = None
-    if complete:
-        # Fast path: a clean journal parses in one call.
+    if complete and not sealed:
+        # Fast path: a clean journal of an earlier version parses in one call.
         with contextlib.suppress(orjson.JSONDecodeError):
             parsed = orjson.loads(b"[" + complete.replace(b"\n", b",") + b"]")
     corrupt = 0
     if parsed is not None:
-        for line in parsed:
-            corrupt += not take(line)
-    else:
-        for raw in complete.split(b"\n") if complete else []:
-            try:
-                line = orjson.loads(raw)
-            except orjson.JSONDecodeError:
+        for number, line in enumerate(parsed, 1):
+            if not take(line):
                 corrupt += 1
-                continue
-            corrupt += not take(line)
+                _note(dropped, path, number, "did not fit its table", line, schemas)
+    else:
+        for number, raw in enumerate(complete.split(b"\n") if complete else [], 1):
+            body = unseal_line(raw, sealed=sealed)
+            try:
+                line = orjson.loads(raw.rpartition(_SEP)[0] or raw if body is None else body)
+            except orjson.JSONDecodeError:
+                line = None
+            if body is None or line is None:
+                corrupt += 1
+                why = "checksum mismatch" if body is None else "unparseable"
+                _note(dropped, path, number, why, line, schemas, raw)
+            elif not take(line):
+                corrupt += 1
+                _note(dropped, path, number, "did not fit its table", line, schemas, raw)
     torn = False
     if tail:
         # Only a tail that is a whole valid row (the newline alone was lost) is kept.
+        body = unseal_line(tail, sealed=sealed)
         try:
-            torn = not take(orjson.loads(tail))
+            torn = body is None or not take(orjson.loads(body))
         except orjson.JSONDecodeError:
             torn = True
     return rows, corrupt, torn
+
+
+def _note(
+    dropped: list[str] | None,
+    path: Path,
+    number: int,
+    why: str,
+    line: object,
+    schemas: dict[str, TableSchema],
+    raw: bytes = b"",
+) -> None:
+    """Describe a dropped journal line: its table and row keys when they can still be read."""
+    if dropped is None:
+        return
+    what = _describe(line, schemas) if line is not None else None
+    if what is None:
+        excerpt = raw[:80].decode("utf-8", "replace")
+        what = f"{len(raw)} unreadable bytes starting {excerpt!r}"
+    dropped.append(f"{path.name} line {number} ({why}): {what}")
+
+
+def _describe(line: object, schemas: dict[str, TableSchema]) -> str | None:
+    if not isinstance(line, list) or not line:
+        return None
+    if isinstance(line[0], str) and line[0] in schemas:
+        name, rows = line[0], line[1:]
+        if rows and not isinstance(rows[0], list):
+            rows = [rows]
+    elif len(schemas) == 1:
+        (name,) = schemas
+        rows = [line]
+    else:
+        return None
+    schema = schemas[name]
+    keys = []
+    for row in rows:
+        if not isinstance(row, list):
+            return None
+        values = []
+        for k in schema.key:
+            i = schema.column_names.index(k)
+            value = row[i] if i < len(row) else None
+            if dict(schema.columns)[k] == "TIMESTAMP" and isinstance(value, int):
+                with contextlib.suppress(OverflowError, ValueError):
+                    value = (_EPOCH + timedelta(microseconds=value)).isoformat()
+            values.append(f"{k}={value}")
+        keys.append(" ".join(values))
+    return f"{len(rows)} {name} row(s): " + "; ".join(keys)
 
 
 def read_journal(path: Path, schema: TableSchema) -> JournalContents:
@@ -233,8 +351,10 @@ def read_journal(path: Path, schema: TableSchema) -> JournalContents:
         return out
     key_idx = [schema.column_names.index(k) for k in schema.key]
     complete, _, tail = data.rpartition(b"\n")
-    # Fast path: a clean journal parses in one call.
-    if complete and not tail:
+    sealed = is_sealed(data)
+    schemas = {schema.name: schema}
+    # Fast path: a clean journal of an earlier version parses in one call.
+    if complete and not tail and not sealed:
         try:
             rows = orjson.loads(b"[" + complete.replace(b"\n", b",") + b"]")
         except orjson.JSONDecodeError:
@@ -244,28 +364,33 @@ def read_journal(path: Path, schema: TableSchema) -> JournalContents:
                 out.rows = _completed(rows, schema)
                 return out
     lines = complete.split(b"\n") if complete else []
-    for line in lines:
+    for number, line in enumerate(lines, 1):
+        body = unseal_line(line, sealed=sealed)
         try:
-            row = orjson.loads(line)
+            row = orjson.loads(line.rpartition(_SEP)[0] or line if body is None else body)
         except orjson.JSONDecodeError:
+            row = None
+        if body is None or row is None:
             out.corrupt_lines += 1
-            continue
-        if _valid(row, schema, key_idx):
+            why = "checksum mismatch" if body is None else "unparseable"
+            _note(out.dropped, path, number, why, row, schemas, line)
+        elif _valid(row, schema, key_idx):
             out.rows.append(schema.complete(row))
         else:
             out.corrupt_lines += 1
+            _note(out.dropped, path, number, "did not fit its table", row, schemas, line)
     if tail:
         # A crash may cut the last write anywhere; only a tail that is a whole valid row (the
         # newline alone was lost) is kept.
+        body = unseal_line(tail, sealed=sealed)
         try:
-            row = orjson.loads(tail)
+            row = None if body is None else orjson.loads(body)
         except orjson.JSONDecodeError:
-            out.torn_tail = True
+            row = None
+        if row is not None and _valid(row, schema, key_idx):
+            out.rows.append(schema.complete(row))
         else:
-            if _valid(row, schema, key_idx):
-                out.rows.append(schema.complete(row))
-            else:
-                out.torn_tail = True
+            out.torn_tail = True
     return out
 
 
@@ -319,6 +444,7 @@ class Journal:
         """
         if not data:
             return
+        data = seal_lines(data)
         with self._lock:
             try:
                 fd = self._open()

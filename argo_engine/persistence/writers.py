@@ -404,6 +404,7 @@ class RunWriters:
         superseded_versions: Of those, versions that appended the whole table after the old
             bytes (the old version is still a prefix); the rest were plain rewrites.
         corrupt_journal_lines: Journal lines skipped at open because they were unreadable.
+        dropped_journal_lines: What each of those lines held, as far as it can still be read.
         torn_journal_tails: Journals found at open ending with an incomplete line (ignored).
 
     Raises:
@@ -435,6 +436,7 @@ class RunWriters:
         self.appended_versions = 0
         self.superseded_versions = 0
         self.corrupt_journal_lines = 0
+        self.dropped_journal_lines: list[str] = []
         self.torn_journal_tails = 0
         self._clock = clock
         self._flush_interval = flush_interval_s
@@ -1367,7 +1369,9 @@ class RunWriters:
 
     def _recover(self) -> None:
         shared, shared_corrupt, shared_torn = read_tagged_journal(
-            self._wal.path, {name: TABLES[name] for name in _SHARED_TABLES}
+            self._wal.path,
+            {name: TABLES[name] for name in _SHARED_TABLES},
+            self.dropped_journal_lines,
         )
         self.corrupt_journal_lines += shared_corrupt
         self.torn_journal_tails += int(shared_torn)
@@ -1380,6 +1384,7 @@ class RunWriters:
             own = self._journal_dir / f"{table.schema.name}.jsonl"
             contents = read_journal(own, table.schema)
             self.corrupt_journal_lines += contents.corrupt_lines
+            self.dropped_journal_lines.extend(contents.dropped)
             self.torn_journal_tails += int(contents.torn_tail)
             rows = contents.rows
             if table.tag is not None:

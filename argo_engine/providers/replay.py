@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -22,6 +23,10 @@ from argo_engine.errors import ConfigurationError
 from argo_engine.scratch_db import query_connection
 
 REQUIRED = ("time", "symbol", "open", "high", "low", "close", "volume")
+# DuckDB types a price or volume column may have (cast to DOUBLE when read).
+_NUMERIC = re.compile(
+    r"^(DOUBLE|FLOAT|REAL|DECIMAL\(.*\)|(U?(TINY|SMALL|BIG|HUGE)?INT(EGER)?)|UHUGEINT)$"
+)
 _BATCH = 50_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -69,19 +74,34 @@ class ReplayFeed:
         self.clock = clock or LiveClock()
         con = query_connection()
         try:
-            cols = [r[0] for r in con.execute(
+            types = {r[0]: str(r[1]) for r in con.execute(
                 "DESCRIBE SELECT * FROM read_parquet(?)", [str(self.path)]
-            ).fetchall()]  # fmt: skip
+            ).fetchall()}  # fmt: skip
         except duckdb.Error as exc:
             raise ConfigurationError(
                 f"replay file {self.path} is not readable parquet: {exc}", field="replay_file"
             ) from exc
         finally:
             con.close()
-        missing = [c for c in REQUIRED if c not in cols]
+        missing = [c for c in REQUIRED if c not in types]
         if missing:
             raise ConfigurationError(
                 f"replay file {self.path} lacks column(s) {', '.join(missing)}",
+                field="replay_file",
+            )
+        # Text is never read as a price or a time: "101.5" or "1e3" parsed quietly would
+        # trade on numbers nobody checked. Such a file is refused with the column named.
+        for name in REQUIRED[2:]:
+            if not _NUMERIC.match(types[name]):
+                raise ConfigurationError(
+                    f"replay file {self.path}: column {name} is {types[name]}, not a number "
+                    "(text prices are not converted; store it as DOUBLE)",
+                    field="replay_file",
+                )
+        if not types["time"].startswith(("TIMESTAMP", "DATE")):
+            raise ConfigurationError(
+                f"replay file {self.path}: column time is {types['time']}, not a timestamp "
+                "(store it as TIMESTAMP, UTC)",
                 field="replay_file",
             )
         self._in_order = _in_time_symbol_order(self.path)
@@ -92,14 +112,20 @@ class ReplayFeed:
         where = []
         params: list[object] = [str(self.path)]
         symbols = [symbol] if symbol else self.symbols
+        # The stream keeps rows whose symbol or time is null: a filter would drop them
+        # unseen, while the engine rejects each one as a bad bar, logged and counted.
+        keep_null = "" if symbol else "{} IS NULL OR "
         if symbols:
-            where.append("symbol IN (SELECT unnest(?))")
+            # A list test, not ``IN (SELECT unnest(?))``: that plans a semi join whose
+            # parallel probe hands a multi-row-group file's rows out of file order, and the
+            # unsorted stream of an ordered file relies on file order.
+            where.append(f"({keep_null.format('symbol')}list_contains(?::VARCHAR[], symbol))")
             params.append(symbols)
         if self.start is not None:
-            where.append("time >= ?")
+            where.append(f"({keep_null.format('time')}time >= ?)")
             params.append(self.start.astimezone(UTC).replace(tzinfo=None))
         if self.end is not None:
-            where.append("time < ?")
+            where.append(f"({keep_null.format('time')}time < ?)")
             params.append(self.end.astimezone(UTC).replace(tzinfo=None))
         sql = (
             # Epoch microseconds: one datetime per distinct time (shared by every symbol's bar)
@@ -157,6 +183,9 @@ class ReplayFeed:
         for bar in self._rows(sql, params):
             if stop.is_set():
                 return
+            if bar.time is None:
+                yield bar  # rejected by the engine; nothing to pace by
+                continue
             if previous is not None and bar.time != previous:
                 gap = self.step_s or (bar.time - previous).total_seconds()
                 if self.clock.wait(gap, stop):
@@ -167,7 +196,9 @@ class ReplayFeed:
     def history(self, symbol: str, start: datetime, end: datetime) -> list[Bar]:
         """Bars of ``symbol`` within [start, end)."""
         sql, params = self._query(symbol, bounded=False)
-        return [b for b in self._rows(sql, params) if start <= b.time < end]
+        # A bar without a time belongs to no window (the stream hands it to the engine,
+        # which rejects it).
+        return [b for b in self._rows(sql, params) if b.time is not None and start <= b.time < end]
 
     def close(self) -> None:
         """Nothing to release."""

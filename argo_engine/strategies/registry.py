@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
-from argo_engine.errors import ConfigurationError
+from argo_engine.errors import ArgoError, ConfigurationError, StrategyError
 from argo_engine.strategies.base import Strategy
 from argo_engine.strategies.ma_cross import MovingAverageCrossStrategy
 from argo_engine.strategies.rsi import RsiStrategy
@@ -51,7 +52,32 @@ def build_strategy(name: str, params: Mapping[str, Any]) -> Strategy:
         ConfigurationError: Unknown strategy or invalid parameters (naming the parameter).
     """
     cls = resolve_strategy(name)
-    config = cls.parse_config(params)
-    strategy = cls()
-    strategy.initialize(config)
+    with strategy_code(cls.name, "parse_config"):
+        config = cls.parse_config(params)
+    with strategy_code(cls.name, "__init__"):
+        strategy = cls()
+    with strategy_code(cls.name, "initialize"):
+        strategy.initialize(config)
     return strategy
+
+
+@contextmanager
+def strategy_code(name: str, hook: str) -> Iterator[None]:
+    """Run user strategy code outside the bar loop; what it raises names the strategy.
+
+    ArgoErrors (a ConfigurationError naming a parameter) pass unchanged; anything else
+    becomes a StrategyError "strategy <name> raised in <hook>: <error>".
+
+    Raises:
+        StrategyError: If the code raised anything but an ArgoError.
+    """
+    try:
+        yield
+    except ArgoError:
+        raise
+    except Exception as exc:  # user code: any exception is the strategy's
+        raise StrategyError(
+            f"strategy {name} raised in {hook}: {type(exc).__name__}: {exc}",
+            strategy=name,
+            hook=hook,
+        ) from exc

@@ -31,7 +31,12 @@ from argo_engine.domain import (
 )
 from argo_engine.errors import ConfigurationError, DataError, PersistenceError
 from argo_engine.persistence import writers as writers_module
-from argo_engine.persistence.journal import encode_batch_line, read_journal, read_tagged_journal
+from argo_engine.persistence.journal import (
+    encode_batch_line,
+    read_journal,
+    read_tagged_journal,
+    unseal_line,
+)
 from argo_engine.persistence.schema import JOURNAL_DIR, TABLES
 from argo_engine.persistence.writers import DURABLE_JOURNAL, RunWriters
 
@@ -530,7 +535,10 @@ def test_buffered_orders_and_fills_reach_the_journal_in_append_order(
     # Buffered like bars: nothing is written before the next sync or flush.
     assert not journal.exists() or journal.stat().st_size == 0
     writers.sync()
-    lines = [orjson.loads(line) for line in journal.read_bytes().splitlines()]
+    lines = [
+        orjson.loads(unseal_line(line, sealed=True) or b"")
+        for line in journal.read_bytes().splitlines()
+    ]
     # Any prefix of the file is a moment the writer went through: a fill never precedes
     # the bar it came after, nor an order its intent. (Each line is a batch of one table.)
     assert [(line[0], len(line) - 1) for line in lines] == [

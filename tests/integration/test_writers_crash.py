@@ -16,7 +16,13 @@ import pytest
 
 from argo_engine.clock import FakeClock
 from argo_engine.domain import Bar, Order, OrderStatus, OrderType, PositionType, Side
-from argo_engine.persistence.journal import Journal, encode_rows, tag_lines
+from argo_engine.persistence.journal import (
+    Journal,
+    encode_rows,
+    seal_lines,
+    tag_lines,
+    unseal_line,
+)
 from argo_engine.persistence.schema import JOURNAL_DIR, TABLES
 from argo_engine.persistence.writers import DURABLE_JOURNAL, RunWriters
 from tests.integration.test_writers import journaled
@@ -346,7 +352,9 @@ def test_journal_lines_written_by_the_writer_are_orjson_arrays(
     writers.append_order(order("o1"))
     line = (folder / JOURNAL_DIR / DURABLE_JOURNAL).read_bytes()
     assert line.endswith(b"\n")
-    tag, row = json.loads(line)  # shared journal: the table, then its rows
+    body = unseal_line(line[:-1], sealed=True)  # the array, then its checksum
+    assert body is not None
+    tag, row = json.loads(body)  # shared journal: the table, then its rows
     assert (tag, row[0]) == ("orders", "o1")
     assert row[6] == EPOCH_US  # timestamps as integer microseconds since the epoch
     writers.close()
@@ -361,7 +369,7 @@ def test_journal_reopens_after_remove(tmp_path: Path) -> None:
     assert not path.exists()
     journal.write(encode_rows([bar_row(1)]))
     journal.sync()
-    assert path.read_bytes() == encode_rows([bar_row(1)])
+    assert path.read_bytes() == seal_lines(encode_rows([bar_row(1)]))
     journal.close()
     assert os.path.getsize(path) > 0
 
