@@ -18,6 +18,7 @@ CASES = {
     "latency": ["--symbols", "2", "--bars", "400", "--window", "100"],
     "memory": ["--symbols", "2", "--early", "200", "--total", "1000"],
     "prefetch": ["--days", "1", "--symbols", "1"],
+    "date_change": ["--days", "3"],
 }
 
 
@@ -44,8 +45,15 @@ def test_benchmark_prints_figures(name: str) -> None:
         assert 0 < figures["engine_thread_cpu_s"] <= figures["cpu_s"]
         assert figures["cadence_bars_per_s"] == (1000 if name == "throughput-cadence" else None)
     elif name == "persist_scaling":
+        assert figures["data"] == "walk"
         assert len(figures["ours_bar_us"]) == 2
         assert all(v > 0 for v in figures["argo_bar_us"])
+        assert all(v >= 1 for v in figures["write_amplification"])
+        assert all(v >= 1 for v in figures["versions"])
+    elif name == "date_change":
+        assert figures["date_changes"] == 2
+        assert figures["rows_ok"] is True
+        assert figures["roll_ms_median"] > 0
     elif name == "latency":
         assert figures["bars"] == 400
         assert figures["p50_ms_start"] <= figures["p99_ms_start"]
