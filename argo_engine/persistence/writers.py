@@ -23,10 +23,13 @@ Write path of a row (DESIGN.md "Folder layout"):
    :attr:`TableSchema.order_by`, follows the old bytes and the footer lists only its row
    groups (the old ones stay as unreferenced bytes). Only when those would outgrow
    ``max(_DEAD_BYTES_MIN, table size)`` is the file rewritten from scratch (DuckDB
-   ``COPY ... (FORMAT PARQUET)``). Writes are spaced adaptively: after one that took ``w``
-   seconds the next non-forced one of that table waits
-   ``max(flush_interval_s, w / max_write_share)``. Durability never waits for them; the
-   journal covers every row meanwhile.
+   ``COPY ... (FORMAT PARQUET)``). Since every version copies the whole file, versions are
+   scheduled so that the copies grow no faster than the data: after one that took ``w``
+   seconds and left a file of ``S`` bytes, the next non-forced one of that table waits
+   ``max(flush_interval_s, w / max_write_share, flush_interval_s * S / _VISIBLE_BYTES)``
+   (a file up to 4 MiB: one flush interval), unless the rows not yet in the file reach
+   ``_VERSION_GROWTH`` (half) of those in it first (and at least ``_GROWTH_MIN_ROWS``).
+   Durability never waits for them; the journal holds every row the file lacks meanwhile.
 
 Background flushing (``background=True``): :meth:`RunWriters.submit` takes the buffered rows
 and writes them to the journals on the engine thread (no fsync), then a single flusher thread
@@ -212,6 +215,20 @@ _MAX_ROW_GROUPS = 512
 # exceed this (or the table's own size, whichever is larger) the file is rewritten instead.
 _DEAD_BYTES_MIN = 4 << 20
 
+# Version schedule of a table's file (every new version copies the whole file, so its cost
+# grows with the file; the schedule makes the copies grow no faster than the data):
+# - a file up to _VISIBLE_BYTES gets a new version every flush interval while rows arrive
+#   (readers see new rows within one interval: the seed's 1m bars of tens of symbols stay far
+#   below it all day);
+# - a larger one waits interval * size / _VISIBLE_BYTES (copying at most _VISIBLE_BYTES per
+#   interval on account of the time, whatever the size), or
+# - sooner, once the rows not yet in the file reach _VERSION_GROWTH of the rows in it: the
+#   copies of a growing file then add up to (1 + g) / g of its final size (3x at 0.5), and
+#   at least _GROWTH_MIN_ROWS (a small file follows the time alone, max_write_share included).
+_VISIBLE_BYTES = 4 << 20
+_VERSION_GROWTH = 0.5
+_GROWTH_MIN_ROWS = 20_000
+
 Row = tuple[object, ...]
 
 
@@ -251,6 +268,14 @@ def _sorted_by(batch: pa.Table, columns: tuple[str, ...]) -> bool:
     return bool(pc.all(pc.fill_null(ordered, False)).as_py())
 
 
+def _grown(table: _Table) -> bool:
+    """Whether the rows loaded since the file's last version reach _VERSION_GROWTH of it."""
+    if table.file_rows == 0:
+        return False  # the first version waits for its time (next_at)
+    fresh: int = sum(batch.num_rows for batch in table.fresh)
+    return fresh >= max(_GROWTH_MIN_ROWS, _VERSION_GROWTH * table.file_rows)
+
+
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -279,6 +304,7 @@ class _Table:
         "cols_sql",
         "desc_sql",
         "export_sql",
+        "file_bytes",
         "file_last",
         "file_rows",
         "footer",
@@ -331,6 +357,7 @@ class _Table:
         self.fresh_replace = False
         # Rows in the file, its greatest sort key, and its footer when this writer wrote it.
         self.file_rows = 0
+        self.file_bytes = 0
         self.file_last: tuple[object, ...] | None = None
         self.footer: Footer | None = None
         self.arrow_type = pa.struct([(c, _ARROW_TYPES[t]) for c, t in schema.columns])
@@ -1066,7 +1093,7 @@ class RunWriters:
         for table, rows in direct:
             self._write_rows_parquet(table, rows)
         for table in self._tables.values():
-            if table.unwritten and (job.force or job.now >= table.next_at):
+            if table.unwritten and (job.force or job.now >= table.next_at or _grown(table)):
                 self._materialize(table, job.now)
         # A journal whose tables hold nothing unwritten has every line journaled up to the
         # take inside durable parquet files; lines journaled later (an order appended during a
@@ -1178,7 +1205,16 @@ class RunWriters:
         if not self._append_parquet(table):
             self._write_parquet(table)
         took = time.perf_counter() - started
-        table.next_at = now + max(self._flush_interval, took / self._max_write_share)
+        try:
+            table.file_bytes = table.path.stat().st_size
+        except OSError:
+            table.file_bytes = 0  # only paces the next version
+        interval = self._flush_interval
+        table.next_at = now + max(
+            interval,
+            took / self._max_write_share,
+            interval * table.file_bytes / _VISIBLE_BYTES,
+        )
         table.unwritten = False
 
     def _write_parquet(self, table: _Table) -> None:
