@@ -26,7 +26,7 @@ Write path of a row (DESIGN.md "Folder layout"):
    ``COPY ... (FORMAT PARQUET)``). Since every version copies the whole file, versions are
    scheduled so that the copies grow no faster than the data: after one that took ``w``
    seconds and left a file of ``S`` bytes, the next non-forced one of that table waits
-   ``max(flush_interval_s, w / max_write_share, flush_interval_s * S / _VISIBLE_BYTES)``
+   ``max(flush_interval_s, w / max_write_share, flush_interval_s * (S / _VISIBLE_BYTES)**2)``
    (a file up to 4 MiB: one flush interval), unless the rows not yet in the file reach
    ``_VERSION_GROWTH`` (half) of those in it first (and at least ``_GROWTH_MIN_ROWS``).
    Durability never waits for them; the journal holds every row the file lacks meanwhile.
@@ -254,8 +254,9 @@ _DEAD_BYTES_MIN = 4 << 20
 # - a file up to _VISIBLE_BYTES gets a new version every flush interval while rows arrive
 #   (readers see new rows within one interval: the seed's 1m bars of tens of symbols stay far
 #   below it all day);
-# - a larger one waits interval * size / _VISIBLE_BYTES (copying at most _VISIBLE_BYTES per
-#   interval on account of the time, whatever the size), or
+# - a larger one waits interval * (size / _VISIBLE_BYTES) ** 2: what the time rule copies
+#   per interval, _VISIBLE_BYTES ** 2 / size, shrinks as the file grows, so the cost per row
+#   of a slow stream stays that of a small file (a 41 MB file: 100 s; 410 MB: 2.8 h), or
 # - sooner, once the rows not yet in the file reach _VERSION_GROWTH of the rows in it: the
 #   copies of a growing file then add up to (1 + g) / g of its final size (3x at 0.5), and
 #   at least _GROWTH_MIN_ROWS (a small file follows the time alone, max_write_share included).
@@ -1319,7 +1320,7 @@ class RunWriters:
         table.next_at = now + max(
             interval,
             took / self._max_write_share,
-            interval * table.file_bytes / _VISIBLE_BYTES,
+            interval * (table.file_bytes / _VISIBLE_BYTES) ** 2,
         )
         table.unwritten = False
 

@@ -19,6 +19,7 @@ CASES = {
     "memory": ["--symbols", "2", "--early", "200", "--total", "1000"],
     "prefetch": ["--days", "1", "--symbols", "1"],
     "date_change": ["--days", "3"],
+    "big_day": ["--symbols", "2", "--bars-per-symbol", "600", "--read-every", "0.02"],
 }
 
 
@@ -50,6 +51,12 @@ def test_benchmark_prints_figures(name: str) -> None:
         assert all(v > 0 for v in figures["argo_bar_us"])
         assert all(v >= 1 for v in figures["write_amplification"])
         assert all(v >= 1 for v in figures["versions"])
+    elif name == "big_day":
+        assert figures["bars"] == 1200
+        assert figures["rows_ok"] is True
+        assert figures["reader_failure_count"] == 0
+        assert figures["reader_saw_fewer_rows"] == []
+        assert figures["bytes_written_mb"] > 0
     elif name == "date_change":
         assert figures["date_changes"] == 2
         assert figures["rows_ok"] is True

@@ -485,14 +485,14 @@ def test_fast_materializations_follow_the_flush_interval(folder: Path, clock: Fa
 def test_a_large_file_gets_versions_spaced_by_its_size(
     folder: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A file of k times _VISIBLE_BYTES waits k flush intervals for its next version (copying
-    # at most _VISIBLE_BYTES per interval); the journal holds the rows meanwhile.
+    # A file of k times _VISIBLE_BYTES waits k**2 flush intervals for its next version; the
+    # journal holds the rows meanwhile.
     writers = RunWriters(folder, clock=clock, flush_interval_s=1.0, max_write_share=1.0)
     for i in range(99):
         writers.append_bar(bar(i))
     writers.flush()
     size = (folder / "market_data.parquet").stat().st_size
-    monkeypatch.setattr(writers_module, "_VISIBLE_BYTES", size // 4)  # about 4 intervals
+    monkeypatch.setattr(writers_module, "_VISIBLE_BYTES", size // 2)  # 4-7 intervals
     writers.append_bar(bar(99))
     writers.flush()
     published = writers.materializations
@@ -507,7 +507,7 @@ def test_a_large_file_gets_versions_spaced_by_its_size(
         # Not in the file yet, but durable in the journal.
         assert len(parquet_rows(folder / "market_data.parquet")) == 100
         assert len(journaled(folder, "market_data")) == i - 99
-    assert 3 <= waited <= 5
+    assert 3 <= waited <= 8  # the 1-row version adds a row group and its footer
     assert len(parquet_rows(folder / "market_data.parquet")) == 100 + waited + 1
     writers.close()
 
