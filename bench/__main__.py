@@ -1,5 +1,5 @@
 """``uv run python -m bench <name> [options]``: throughput, persist_scaling, latency, memory,
-prefetch, date_change. Each prints a table and, as its last line, one JSON object with the
+prefetch, date_change, big_day. Each prints a table and, as its last line, one JSON object with the
 figures."""
 
 from __future__ import annotations
@@ -7,7 +7,15 @@ from __future__ import annotations
 import importlib
 import sys
 
-NAMES = ("throughput", "persist_scaling", "latency", "memory", "prefetch", "date_change")
+NAMES = (
+    "throughput",
+    "persist_scaling",
+    "latency",
+    "memory",
+    "prefetch",
+    "date_change",
+    "big_day",
+)
 
 
 def main() -> None:
