@@ -1,12 +1,21 @@
 """``uv run python -m bench <name> [options]``: throughput, persist_scaling, latency, memory,
-prefetch. Each prints a table and, as its last line, one JSON object with the figures."""
+prefetch, date_change, big_day. Each prints a table and, as its last line, one JSON object with the
+figures."""
 
 from __future__ import annotations
 
 import importlib
 import sys
 
-NAMES = ("throughput", "persist_scaling", "latency", "memory", "prefetch")
+NAMES = (
+    "throughput",
+    "persist_scaling",
+    "latency",
+    "memory",
+    "prefetch",
+    "date_change",
+    "big_day",
+)
 
 
 def main() -> None:

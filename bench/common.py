@@ -38,14 +38,17 @@ def symbols(n: int) -> list[str]:
     return [f"SYM{i:02d}USDT" for i in range(n)]
 
 
-def replay_file(folder: Path, n_symbols: int, bars_per_symbol: int, seed: int = 42) -> Path:
+def replay_file(
+    folder: Path, n_symbols: int, bars_per_symbol: int, seed: int = 42, interval: str = "1m"
+) -> Path:
     """A market_data parquet file of synthetic bars (cached by shape)."""
-    path = folder / f"replay-{n_symbols}x{bars_per_symbol}-{seed}.parquet"
+    suffix = "" if interval == "1m" else f"-{interval}"
+    path = folder / f"replay-{n_symbols}x{bars_per_symbol}-{seed}{suffix}.parquet"
     if path.exists():
         return path
     folder.mkdir(parents=True, exist_ok=True)
     feed = SyntheticFeed(
-        symbols=symbols(n_symbols), interval="1m", start=START, bars=bars_per_symbol, seed=seed
+        symbols=symbols(n_symbols), interval=interval, start=START, bars=bars_per_symbol, seed=seed
     )
     cols: dict[str, list[Any]] = {k: [] for k in ("time", "symbol", "open", "high", "low",
                                                   "close", "volume")}  # fmt: skip

@@ -49,6 +49,7 @@ def run(
     workdir: Path | None = None,
     paper_fsync: str | None = None,
     cadence: float | None = None,
+    interval: str = "1m",
 ) -> dict[str, Any]:
     """Replay ``n_symbols x bars_per_symbol`` bars as fast as possible; check the files.
 
@@ -57,11 +58,16 @@ def run(
     (:class:`CadenceClock`) instead of following the wall clock.
     """
     root = workdir or Path(tempfile.mkdtemp(prefix="argo-bench-"))
-    replay = replay_file(root / "data", n_symbols, bars_per_symbol)
+    replay = replay_file(root / "data", n_symbols, bars_per_symbol, interval=interval)
     out = root / f"out-{time.time_ns()}"
     settings = load_settings(
         None,
-        session={"data_output": str(out), "symbols": symbols(n_symbols), "initial_capital": 1e9},
+        session={
+            "data_output": str(out),
+            "symbols": symbols(n_symbols),
+            "initial_capital": 1e9,
+            "interval": interval,
+        },
         feed={"kind": "replay", "replay_file": str(replay)},
         persistence={"paper_fsync": paper_fsync} if paper_fsync else {},
     )

@@ -251,6 +251,8 @@ class TradingEngine:
         self._counts = {"bars": 0, "rejected": 0, "skipped": 0, "orders": 0, "fills": 0}
         # Dates whose final flush runs in the background, oldest first; and the closed ones.
         self._closing: list[_Closing] = []
+        # The fsync of a rolling date's rows, for the next date's writers to run first.
+        self._sync_first: Callable[[], None] | None = None
         self.closed_days: list[ClosedDay] = []
 
     # -- day lifecycle -------------------------------------------------------------------------
@@ -310,6 +312,7 @@ class TradingEngine:
             flush_interval_s=self.settings.persistence.flush_interval_s,
             max_write_share=self.settings.persistence.max_write_share,
             background=self.settings.persistence.background_flush,
+            before_first=self._sync_first,
         )
         self.folder = folder
         self.day = day
@@ -659,19 +662,25 @@ class TradingEngine:
     def _roll(self, new_day: date) -> None:
         writers, _, _ = self._require_day()
         start_close: Callable[[], None] | None = None
+        sync_closing: Callable[[], None] | None = None
         if writers.background:
             start_close = self._close_in_background()
             # Every state saved from now on (the next date's first, within milliseconds)
             # counts this date's rows, so they must be durable before it, not only when this
-            # date's close reaches its fsync (queued behind a flush that may still run).
-            writers.sync()
+            # date's close reaches its fsync (queued behind a flush that may still run). The
+            # next date's writers fsync them before their first job: not on this thread.
+            sync_closing = writers.sync_later()
         else:
             self.close_day()
             writers.close()
         self.writers = None
         assert self.stats is not None
         self.stats.roll_day(new_day)
-        self.open_day(new_day)
+        self._sync_first = sync_closing
+        try:
+            self.open_day(new_day)
+        finally:
+            self._sync_first = None
         if start_close is not None:
             # Started once the next date is open: opening is many short system calls, each of
             # which would otherwise wait for the GIL while the close runs Python code.

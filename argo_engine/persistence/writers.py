@@ -23,10 +23,13 @@ Write path of a row (DESIGN.md "Folder layout"):
    :attr:`TableSchema.order_by`, follows the old bytes and the footer lists only its row
    groups (the old ones stay as unreferenced bytes). Only when those would outgrow
    ``max(_DEAD_BYTES_MIN, table size)`` is the file rewritten from scratch (DuckDB
-   ``COPY ... (FORMAT PARQUET)``). Writes are spaced adaptively: after one that took ``w``
-   seconds the next non-forced one of that table waits
-   ``max(flush_interval_s, w / max_write_share)``. Durability never waits for them; the
-   journal covers every row meanwhile.
+   ``COPY ... (FORMAT PARQUET)``). Since every version copies the whole file, versions are
+   scheduled so that the copies grow no faster than the data: after one that took ``w``
+   seconds and left a file of ``S`` bytes, the next non-forced one of that table waits
+   ``max(flush_interval_s, w / max_write_share, flush_interval_s * (S / _VISIBLE_BYTES)**2)``
+   (a file up to 4 MiB: one flush interval), unless the rows not yet in the file reach
+   ``_VERSION_GROWTH`` (half) of those in it first (and at least ``_GROWTH_MIN_ROWS``).
+   Durability never waits for them; the journal holds every row the file lacks meanwhile.
 
 Background flushing (``background=True``): :meth:`RunWriters.submit` takes the buffered rows
 and writes them to the journals on the engine thread (no fsync), then a single flusher thread
@@ -61,6 +64,7 @@ version (``pyarrow.parquet.ParquetFile`` on an open file, or DuckDB on
 from __future__ import annotations
 
 import errno
+import functools
 import math
 import operator
 import os
@@ -68,6 +72,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -81,7 +86,7 @@ import pyarrow.parquet as pq
 
 from argo_engine.clock import Clock
 from argo_engine.domain import Bar, Fill, LogEntry, Mark, Order
-from argo_engine.errors import ConfigurationError, DataError
+from argo_engine.errors import ConfigurationError, DataError, PersistenceError
 from argo_engine.persistence.files import (
     atomic_write_with,
     fsync_dir,
@@ -188,6 +193,38 @@ class _ConnectionPool:
 _connections = _ConnectionPool(keep=6)
 
 
+class _ExecutorPool:
+    """Flusher threads kept for the next writer.
+
+    Starting a thread costs ~0.3 ms of CPU on the thread that opens a date. Each writer has
+    one at a time, so its jobs stay serial; an idle one ends with the interpreter like any
+    executor's.
+    """
+
+    def __init__(self, keep: int) -> None:
+        self._keep = keep
+        self._idle: list[ThreadPoolExecutor] = []
+        self._lock = threading.Lock()
+
+    def acquire(self) -> ThreadPoolExecutor:
+        """An executor of one thread, idle."""
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="argo-flush")
+
+    def release(self, executor: ThreadPoolExecutor) -> None:
+        """Keep ``executor`` once the job that calls this (its last) ends, or let it go."""
+        with self._lock:
+            if len(self._idle) < self._keep:
+                self._idle.append(executor)
+                return
+        executor.shutdown(wait=False)
+
+
+_executors = _ExecutorPool(keep=6)
+
+
 class _ClosedConnection:
     """Stands in for the released connection: any use is a bug, and says so."""
 
@@ -211,6 +248,21 @@ _MAX_ROW_GROUPS = 512
 # A superseding write leaves the old row groups behind as unreferenced bytes; once they would
 # exceed this (or the table's own size, whichever is larger) the file is rewritten instead.
 _DEAD_BYTES_MIN = 4 << 20
+
+# Version schedule of a table's file (every new version copies the whole file, so its cost
+# grows with the file; the schedule makes the copies grow no faster than the data):
+# - a file up to _VISIBLE_BYTES gets a new version every flush interval while rows arrive
+#   (readers see new rows within one interval: the seed's 1m bars of tens of symbols stay far
+#   below it all day);
+# - a larger one waits interval * (size / _VISIBLE_BYTES) ** 2: what the time rule copies
+#   per interval, _VISIBLE_BYTES ** 2 / size, shrinks as the file grows, so the cost per row
+#   of a slow stream stays that of a small file (a 41 MB file: 100 s; 410 MB: 2.8 h), or
+# - sooner, once the rows not yet in the file reach _VERSION_GROWTH of the rows in it: the
+#   copies of a growing file then add up to (1 + g) / g of its final size (3x at 0.5), and
+#   at least _GROWTH_MIN_ROWS (a small file follows the time alone, max_write_share included).
+_VISIBLE_BYTES = 4 << 20
+_VERSION_GROWTH = 0.5
+_GROWTH_MIN_ROWS = 20_000
 
 Row = tuple[object, ...]
 
@@ -251,6 +303,14 @@ def _sorted_by(batch: pa.Table, columns: tuple[str, ...]) -> bool:
     return bool(pc.all(pc.fill_null(ordered, False)).as_py())
 
 
+def _grown(table: _Table) -> bool:
+    """Whether the rows loaded since the file's last version reach _VERSION_GROWTH of it."""
+    if table.file_rows == 0:
+        return False  # the first version waits for its time (next_at)
+    fresh: int = sum(batch.num_rows for batch in table.fresh)
+    return fresh >= max(_GROWTH_MIN_ROWS, _VERSION_GROWTH * table.file_rows)
+
+
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -270,6 +330,32 @@ def _os_error(exc: duckdb.Error, path: Path) -> OSError:
     return OSError(errno.EIO, text, str(path))
 
 
+_Derived = tuple[pa.DataType, list[str], Callable[[Row], object], str, str, str, str, str]
+
+
+@functools.cache
+def _derived(schema: TableSchema) -> _Derived:
+    """The arrow type, text columns, key getter and SQL fragments of a table."""
+    arrow_type = pa.struct([(c, _ARROW_TYPES[t]) for c, t in schema.columns])
+    # Dictionary encoding pays for text (symbols, statuses), not for times and prices.
+    text_columns = [c for c, t in schema.columns if t == "VARCHAR"]
+    key_idx = [schema.column_names.index(k) for k in schema.key]
+    key_of: Callable[[Row], object] = operator.itemgetter(*key_idx)
+    cols_sql = ", ".join(_quote(c) for c in schema.column_names)
+    order_sql = ", ".join(_quote(c) for c in schema.order_by)
+    desc_sql = ", ".join(f"{_quote(c)} DESC" for c in schema.order_by)
+    # DuckDB marks a parquet column REQUIRED when its statistics show no NULL yet, so the
+    # same table would get another schema once a NULL arrives, and a file could not take
+    # appends written from a batch. The no-op CASE keeps every column OPTIONAL.
+    export_sql = ", ".join(
+        f"CASE WHEN {_quote(c)} IS NULL THEN NULL ELSE {_quote(c)} END AS {_quote(c)}"
+        for c in schema.column_names
+    )
+    match_sql = " AND ".join(f"t.{_quote(k)} = b.{_quote(k)}" for k in schema.key)
+    return (arrow_type, text_columns, key_of, cols_sql, order_sql, desc_sql, export_sql,
+            match_sql)  # fmt: skip
+
+
 class _Table:
     """Buffers, journal and materialization state of one table."""
 
@@ -279,6 +365,7 @@ class _Table:
         "cols_sql",
         "desc_sql",
         "export_sql",
+        "file_bytes",
         "file_last",
         "file_rows",
         "footer",
@@ -331,24 +418,21 @@ class _Table:
         self.fresh_replace = False
         # Rows in the file, its greatest sort key, and its footer when this writer wrote it.
         self.file_rows = 0
+        self.file_bytes = 0
         self.file_last: tuple[object, ...] | None = None
         self.footer: Footer | None = None
-        self.arrow_type = pa.struct([(c, _ARROW_TYPES[t]) for c, t in schema.columns])
-        # Dictionary encoding pays for text (symbols, statuses), not for times and prices.
-        self.text_columns = [c for c, t in schema.columns if t == "VARCHAR"]
-        key_idx = [schema.column_names.index(k) for k in schema.key]
-        self.key_of: Callable[[Row], object] = operator.itemgetter(*key_idx)
-        self.cols_sql = ", ".join(_quote(c) for c in schema.column_names)
-        self.order_sql = ", ".join(_quote(c) for c in schema.order_by)
-        self.desc_sql = ", ".join(f"{_quote(c)} DESC" for c in schema.order_by)
-        # DuckDB marks a parquet column REQUIRED when its statistics show no NULL yet, so the
-        # same table would get another schema once a NULL arrives, and a file could not take
-        # appends written from a batch. The no-op CASE keeps every column OPTIONAL.
-        self.export_sql = ", ".join(
-            f"CASE WHEN {_quote(c)} IS NULL THEN NULL ELSE {_quote(c)} END AS {_quote(c)}"
-            for c in schema.column_names
-        )
-        self.match_sql = " AND ".join(f"t.{_quote(k)} = b.{_quote(k)}" for k in schema.key)
+        # What follows from the schema alone is built once per process (a date opens five
+        # tables on the engine thread).
+        (
+            self.arrow_type,
+            self.text_columns,
+            self.key_of,
+            self.cols_sql,
+            self.order_sql,
+            self.desc_sql,
+            self.export_sql,
+            self.match_sql,
+        ) = _derived(schema)
 
     def encode(self, rows: list[Row]) -> bytes:
         """Journal lines of ``rows`` (tagged when the journal is shared)."""
@@ -394,6 +478,10 @@ class RunWriters:
             minimum spacing of materializations of one table).
         max_write_share: Upper bound of the share of time spent materializing one table.
         background: Run periodic flushes (:meth:`submit`) on a flusher thread.
+        before_first: Called before anything else that this writer makes durable (on the
+            flusher, first, for a new folder with ``background``; inline otherwise): the
+            fsync of the rows of a date that rolls (:meth:`sync_later`), which every state
+            of the next date counts.
 
     Attributes:
         folder: The run folder.
@@ -420,6 +508,7 @@ class RunWriters:
         flush_interval_s: float = 1.0,
         max_write_share: float = 0.1,
         background: bool = False,
+        before_first: Callable[[], None] | None = None,
     ) -> None:
         if flush_interval_s < 0:
             raise ConfigurationError(
@@ -494,18 +583,19 @@ class RunWriters:
         self._trade_ids: set[str] = set()
         self._max_id: dict[str, int] = {MARKS.name: 0, LOGS.name: 0}
         self._next_id: dict[str, int] = {MARKS.name: 1, LOGS.name: 1}
-        self._con, self._con_ready = _connections.acquire()
+        # A new folder's database is taken by its flusher (its first job, which every use of
+        # it waits for): a pooled one costs nothing, a new one 15-30 ms of CPU.
+        self._con: duckdb.DuckDBPyConnection = _CLOSED
+        self._con_ready = False
         # Whether the folder held rows at open (a reopen after a crash or a retry).
         self.restored = False
         try:
-            if not self._con_ready:
-                for table in self._tables.values():
-                    columns = ", ".join(f"{_quote(c)} {t}" for c, t in table.schema.columns)
-                    self._con.execute(f"CREATE OR REPLACE TABLE {table.name} ({columns})")
-                self._con_ready = True
             if fresh:
-                self._start(self._create_empty_files)
+                self._start(self._open_new_folder, before_first)
             else:
+                if before_first is not None:
+                    before_first()
+                self._acquire_connection()
                 self._recover()
         except BaseException:
             self._close_resources()
@@ -872,18 +962,29 @@ class RunWriters:
         """Run ``work`` on the flusher thread (no job may be pending)."""
         assert self._pending_flush is None
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="argo-flush")
+            self._executor = _executors.acquire()
         self._flush_finished = False
         self._pending_flush = self._executor.submit(work, *args)
         # A plain flag for idle(), which the engine calls on every bar: Future.done() locks.
         self._pending_flush.add_done_callback(self._flush_done)
 
-    def _create_empty_files(self) -> None:
-        """Flusher: the five empty files of a new folder (its first job).
+    def _acquire_connection(self) -> None:
+        self._con, self._con_ready = _connections.acquire()
+        if not self._con_ready:
+            for table in self._tables.values():
+                columns = ", ".join(f"{_quote(c)} {t}" for c, t in table.schema.columns)
+                self._con.execute(f"CREATE OR REPLACE TABLE {table.name} ({columns})")
+            self._con_ready = True
 
-        Each is written to a temp file and fsynced before its rename, as every version of a
-        file is; the folder is fsynced once for all five renames.
+    def _open_new_folder(self, before_first: Callable[[], None] | None) -> None:
+        """Flusher, first job of a new folder: ``before_first``, a database, the empty files.
+
+        Each file is written to a temp file and fsynced before its rename, as every version of
+        a file is; the folder is fsynced once for all five renames.
         """
+        if before_first is not None:
+            before_first()
+        self._acquire_connection()
         for table in self._tables.values():
             self._write_empty(table, sync_folder=False)
         try:
@@ -901,6 +1002,38 @@ class RunWriters:
         self._journal_buffered()
         for table in self._tables.values():
             table.journal.sync()
+
+    def sync_later(self) -> Callable[[], None]:
+        """Write every appended row to its journal now; return the fsync that makes them durable.
+
+        For a date that rolls: its rows reach the OS here (they survive the process), and the
+        next date's writers run the returned call (``before_first``) on their flusher before
+        they save anything that counts them, so the engine thread does not wait for the disk.
+        This writer's own close may run meanwhile: it fsyncs the journals before anything else,
+        and one it has closed holds nothing the call must still make durable.
+
+        Raises:
+            PersistenceError: If a journal cannot be written (the returned call: fsynced).
+        """
+        self._check_open()
+        self._journal_buffered()
+        journals: list[Journal] = []
+        for table in self._tables.values():
+            if table.journal.unsynced and table.journal not in journals:
+                journals.append(table.journal)
+
+        def fsync() -> None:
+            for journal in journals:
+                try:
+                    journal.sync()
+                except PersistenceError as exc:
+                    cause = exc.__cause__
+                    closed = isinstance(cause, OSError) and cause.errno == errno.EBADF
+                    if closed and not journal.unsynced:
+                        continue  # closed by the date's close between its check and the fsync
+                    raise
+
+        return fsync
 
     def flush(self) -> None:
         """Fsync every journal and materialize every table that changed.
@@ -951,9 +1084,7 @@ class RunWriters:
         previous, self._pending_flush = self._pending_flush, None
         job = self._take(force=True, after_sync=after_sync)
         self._closed = True
-        executor = self._executor or ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="argo-flush"
-        )
+        executor = self._executor or _executors.acquire()
         self._executor = None
 
         def work() -> None:
@@ -969,11 +1100,10 @@ class RunWriters:
                     after_final()
             finally:
                 self._release_files()
+                # Another writer's jobs may queue behind what is left of this one.
+                _executors.release(executor)
 
-        future = executor.submit(work)
-        # The thread ends once the job is done (and the interpreter waits for it at exit).
-        executor.shutdown(wait=False)
-        return future
+        return executor.submit(work)
 
     def _remove_journals(self) -> None:
         for table in self._tables.values():
@@ -1000,8 +1130,10 @@ class RunWriters:
     def _close_resources(self) -> None:
         self._closed = True
         if self._executor is not None:
-            # A failed flush was reported (or is moot now): the thread must end either way.
-            self._executor.shutdown(wait=True)
+            # A failed flush was reported (or is moot now): the job must end either way.
+            if self._pending_flush is not None:
+                wait_futures([self._pending_flush])
+            _executors.release(self._executor)
             self._executor = None
             self._pending_flush = None
         self._release_files()
@@ -1010,6 +1142,8 @@ class RunWriters:
         for table in self._tables.values():
             table.journal.close()
         con, self._con = self._con, _CLOSED
+        if con is _CLOSED:
+            return  # the first job of a new folder failed before it had a database
         loaded = [t.name for t in self._tables.values() if t.loaded]
         _connections.release(con, loaded, ready=self._con_ready)
 
@@ -1068,7 +1202,7 @@ class RunWriters:
         for table, rows in direct:
             self._write_rows_parquet(table, rows)
         for table in self._tables.values():
-            if table.unwritten and (job.force or job.now >= table.next_at):
+            if table.unwritten and (job.force or job.now >= table.next_at or _grown(table)):
                 self._materialize(table, job.now)
         # A journal whose tables hold nothing unwritten has every line journaled up to the
         # take inside durable parquet files; lines journaled later (an order appended during a
@@ -1180,7 +1314,16 @@ class RunWriters:
         if not self._append_parquet(table):
             self._write_parquet(table)
         took = time.perf_counter() - started
-        table.next_at = now + max(self._flush_interval, took / self._max_write_share)
+        try:
+            table.file_bytes = table.path.stat().st_size
+        except OSError:
+            table.file_bytes = 0  # only paces the next version
+        interval = self._flush_interval
+        table.next_at = now + max(
+            interval,
+            took / self._max_write_share,
+            interval * (table.file_bytes / _VISIBLE_BYTES) ** 2,
+        )
         table.unwritten = False
 
     def _write_parquet(self, table: _Table) -> None:

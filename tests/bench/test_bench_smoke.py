@@ -18,6 +18,8 @@ CASES = {
     "latency": ["--symbols", "2", "--bars", "400", "--window", "100"],
     "memory": ["--symbols", "2", "--early", "200", "--total", "1000"],
     "prefetch": ["--days", "1", "--symbols", "1"],
+    "date_change": ["--days", "3"],
+    "big_day": ["--symbols", "2", "--bars-per-symbol", "600", "--read-every", "0.02"],
 }
 
 
@@ -44,8 +46,21 @@ def test_benchmark_prints_figures(name: str) -> None:
         assert 0 < figures["engine_thread_cpu_s"] <= figures["cpu_s"]
         assert figures["cadence_bars_per_s"] == (1000 if name == "throughput-cadence" else None)
     elif name == "persist_scaling":
+        assert figures["data"] == "walk"
         assert len(figures["ours_bar_us"]) == 2
         assert all(v > 0 for v in figures["argo_bar_us"])
+        assert all(v >= 1 for v in figures["write_amplification"])
+        assert all(v >= 1 for v in figures["versions"])
+    elif name == "big_day":
+        assert figures["bars"] == 1200
+        assert figures["rows_ok"] is True
+        assert figures["reader_failure_count"] == 0
+        assert figures["reader_saw_fewer_rows"] == []
+        assert figures["bytes_written_mb"] > 0
+    elif name == "date_change":
+        assert figures["date_changes"] == 2
+        assert figures["rows_ok"] is True
+        assert figures["roll_ms_median"] > 0
     elif name == "latency":
         assert figures["bars"] == 400
         assert figures["p50_ms_start"] <= figures["p99_ms_start"]

@@ -487,6 +487,80 @@ def test_fast_materializations_follow_the_flush_interval(folder: Path, clock: Fa
     writers.close()
 
 
+def test_a_large_file_gets_versions_spaced_by_its_size(
+    folder: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A file of k times _VISIBLE_BYTES waits k**2 flush intervals for its next version; the
+    # journal holds the rows meanwhile.
+    writers = RunWriters(folder, clock=clock, flush_interval_s=1.0, max_write_share=1.0)
+    for i in range(99):
+        writers.append_bar(bar(i))
+    writers.flush()
+    size = (folder / "market_data.parquet").stat().st_size
+    monkeypatch.setattr(writers_module, "_VISIBLE_BYTES", size // 2)  # 4-7 intervals
+    writers.append_bar(bar(99))
+    writers.flush()
+    published = writers.materializations
+    waited = 0
+    for i in range(100, 120):
+        writers.append_bar(bar(i))
+        clock.advance(1.0)
+        assert writers.maybe_flush()
+        if writers.materializations > published:
+            break
+        waited += 1
+        # Not in the file yet, but durable in the journal.
+        assert len(parquet_rows(folder / "market_data.parquet")) == 100
+        assert len(journaled(folder, "market_data")) == i - 99
+    assert 3 <= waited <= 8  # the 1-row version adds a row group and its footer
+    assert len(parquet_rows(folder / "market_data.parquet")) == 100 + waited + 1
+    writers.close()
+
+
+def test_a_file_grown_by_a_fraction_gets_a_version_before_its_time(
+    folder: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writers_module, "_VISIBLE_BYTES", 1)  # the time alone: years
+    monkeypatch.setattr(writers_module, "_GROWTH_MIN_ROWS", 1)
+    writers = RunWriters(folder, clock=clock, flush_interval_s=1.0, max_write_share=1.0)
+    for i in range(100):
+        writers.append_bar(bar(i))
+    writers.flush()
+    published = writers.materializations
+    for i in range(100, 149):
+        writers.append_bar(bar(i))
+        clock.advance(1.0)
+        assert writers.maybe_flush()
+    assert writers.materializations == published  # 49 < 50% of 100
+    writers.append_bar(bar(149))
+    clock.advance(1.0)
+    assert writers.maybe_flush()
+    assert writers.materializations == published + 1
+    assert len(parquet_rows(folder / "market_data.parquet")) == 150
+    assert (folder / JOURNAL_DIR / DURABLE_JOURNAL).stat().st_size == 0
+    writers.close()
+
+
+def test_rows_a_version_has_not_published_yet_survive_a_crash(
+    folder: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writers_module, "_VISIBLE_BYTES", 1)
+    writers = RunWriters(folder, clock=clock, flush_interval_s=1.0)
+    for i in range(50):
+        writers.append_bar(bar(i))
+    writers.flush()
+    for i in range(50, 60):
+        writers.append_bar(bar(i))
+        clock.advance(1.0)
+        writers.maybe_flush()
+    assert len(parquet_rows(folder / "market_data.parquet")) == 50
+    # The process dies here (nothing closed); a reopen publishes what the journal holds.
+    reopened = RunWriters(folder, clock=clock)
+    assert len(parquet_rows(folder / "market_data.parquet")) == 60
+    assert reopened.row_count("market_data") == 60
+    reopened.close()
+
+
 def test_orders_and_fills_are_journaled_before_append_returns(
     folder: Path, clock: FakeClock
 ) -> None:
