@@ -28,7 +28,7 @@ def trading_day(
     prefetch_and_recover(options, plan, day)
     streamed = stream_session(options, plan, day)
     final = finalize_day(options, plan, day)
-    publish_stats(final, plan["session_id"])
+    publish_stats(final, plan["session_id"], options.to_settings().session.initial_capital)
     return {
         **final,
         "ended": streamed["ended"],

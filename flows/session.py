@@ -21,6 +21,7 @@ from argo_engine.preflight import check_run
 from argo_engine.settings import ArgoSettings, validate_session_id
 from flows.day import trading_day
 from flows.hygiene import on_parent_cancelled, on_parent_crashed, session_tag, settle_ghosts
+from flows.tasks import publish_report
 
 
 @flow(
@@ -96,6 +97,9 @@ def trading_session(
             if summary["ended"] != "day_end" or done:
                 break
             current = summary["next_date"]
+        publish_report(
+            str(settings.session.data_output), plan.session_id, settings.session.initial_capital
+        )
     return summaries
 
 

@@ -6,7 +6,7 @@ import base64
 import signal
 import threading
 from dataclasses import asdict
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from argo_engine import session
 from argo_engine.options import RunOptions
 from argo_engine.reporting import day_markdown, trades_table
-from argo_engine.tools.report import equity_svg, write_report
+from argo_engine.tools.report import day_equity_svg, equity_svg, write_report
 from flows.live import LiveDayView
 from flows.logs import attach_engine_logs
 from flows.retry import transient_only
@@ -118,17 +118,23 @@ def finalize_day(options: RunOptions, plan: dict[str, Any], day: str) -> dict[st
     retry_delay_seconds=RETRY_DELAYS,
     retry_condition_fn=transient_only,
 )
-def publish_stats(summary: dict[str, Any], session_id: str) -> str:
-    """Publish the day's stats as a markdown artifact and its trades as a table artifact."""
+def publish_stats(
+    summary: dict[str, Any], session_id: str, initial_capital: float = 100_000.0
+) -> str:
+    """Publish the day's stats as a markdown artifact and its trades as a table artifact.
+
+    Only the day's own files are read (its trades; daily and cumulative figures come from the
+    day's stats.yaml through ``summary``), so day 140 costs what day 1 costs. The session's
+    full HTML report is written once, by ``publish_report`` at the end of the session flow.
+    """
     day = summary["date"]
     key = _artifact_key(f"stats-{session_id}-{day}")
-    data_output = Path(summary["folder"]).parent.parent
-    report = write_report(data_output, session_id, data_output / ".reports" / f"{session_id}.html")
-    chart = base64.b64encode(equity_svg(data_output, session_id).encode()).decode()
+    trades = trades_table(Path(summary["folder"]))
     markdown = (
         day_markdown(summary, session_id)
-        + f"\n![equity curve](data:image/svg+xml;base64,{chart})\n"
-        + f"\nFull report: [{report.name}]({report.resolve().as_uri()})\n"
+        + f"\n![equity of the day]({_svg_uri(_day_chart(summary, trades, initial_capital))})\n"
+        + f"\nFull report (written when the session flow ends; `argo report --session "
+        f"{session_id}` builds it at any time): {_report_link(summary, session_id)}\n"
     )
     create_markdown_artifact(
         key=key,
@@ -137,10 +143,58 @@ def publish_stats(summary: dict[str, Any], session_id: str) -> str:
     )
     create_table_artifact(
         key=_artifact_key(f"trades-{session_id}-{day}"),
-        table=trades_table(Path(summary["folder"])),
+        table=trades,
         description=f"trades of {day} ({summary['run_id']})",
     )
     return key
+
+
+@task(name="publish_report", cache_policy=NO_CACHE)
+def publish_report(data_output: str, session_id: str, initial_capital: float = 100_000.0) -> str:
+    """Write the session's HTML report and publish its equity curve as a markdown artifact.
+
+    Called once at the end of the session flow: it reads every folder of the session, which is
+    what made it unaffordable once per day.
+    """
+    root = Path(data_output)
+    report = write_report(root, session_id, _report_path(root, session_id), initial_capital)
+    chart = equity_svg(root, session_id, initial_capital)
+    key = _artifact_key(f"report-{session_id}")
+    create_markdown_artifact(
+        key=key,
+        markdown=(
+            f"# Session `{session_id}`\n\n![equity]({_svg_uri(chart)})\n\n"
+            f"Full report: [{report.name}]({report.resolve().as_uri()})\n"
+        ),
+        description=f"argo report of session {session_id}",
+    )
+    return str(report)
+
+
+def _day_chart(summary: dict[str, Any], trades: list[dict[str, Any]], capital: float) -> str:
+    daily = summary.get("daily", {}).get("trade_pnl", {})
+    cumulative = summary.get("cumulative", {}).get("trade_pnl", {})
+    # Equity before the day = capital + realized PnL of the earlier dates.
+    before = float(cumulative.get("realized_pnl", 0.0) or 0.0) - float(
+        daily.get("realized_pnl", 0.0) or 0.0
+    )
+    fills = [(datetime.fromisoformat(str(t["executed_at"])), float(t["pnl"])) for t in trades]
+    unrealized = float(cumulative.get("unrealized_pnl", 0.0) or 0.0)
+    return day_equity_svg(fills, capital + before, unrealized, f"Equity on {summary['date']}")
+
+
+def _svg_uri(svg: str) -> str:
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+
+
+def _report_path(data_output: Path, session_id: str) -> Path:
+    return data_output / ".reports" / f"{session_id}.html"
+
+
+def _report_link(summary: dict[str, Any], session_id: str) -> str:
+    # A run folder is {data_output}/{date}/run_N.
+    report = _report_path(Path(summary["folder"]).parent.parent, session_id)
+    return f"[{report.name}]({report.resolve().as_uri()})"
 
 
 def _artifact_key(text: str) -> str:

@@ -109,6 +109,26 @@ def equity_svg(data_output: Path, session_id: str, initial_capital: float = 100_
     return _line_chart(EQUITY_TITLE, times, [("equity", equity, "#1f77b4")])
 
 
+def day_equity_svg(
+    fills: list[tuple[datetime, float]], start_equity: float, unrealized: float, title: str
+) -> str:
+    """Equity over one trading date, from that date's fills alone (for a day's artifact).
+
+    Costs what the day's trades cost, however long the session already is: the curve starts
+    at ``start_equity`` (initial capital plus the realized PnL of the earlier dates, from the
+    cumulative block of the day's stats.yaml) instead of being replayed from the first date.
+
+    Args:
+        fills: ``(executed_at, pnl)`` of the date's fills, in execution order.
+        start_equity: Equity before the date's first fill.
+        unrealized: Unrealized PnL at the date's close (added to the last point).
+        title: Chart title.
+    """
+    rows = [(t, "", "", 0.0, 0.0, 0.0, pnl) for t, pnl in fills]
+    times, equity, _ = _equity(rows, start_equity, unrealized)
+    return _line_chart(title, times, [("equity", equity, "#1f77b4")])
+
+
 def write_report(
     data_output: Path, session_id: str, out: Path, initial_capital: float = 100_000.0
 ) -> Path:

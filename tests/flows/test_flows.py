@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +72,14 @@ def test_three_date_session_runs_three_child_flows_under_one_parent(tmp_path: Pa
         "stats-flowtest-2025-10-02",
         "stats-flowtest-2025-10-03",
     ]
-    assert all("data:image/svg+xml;base64," in str(a.data) for a in arts)
     assert all("flowtest.html" in str(a.data) for a in arts)
+    # Each day's chart is that day's equity (drawn from its own folder), not the session's.
+    for art in arts:
+        encoded = str(art.data).split("data:image/svg+xml;base64,")[1].split(")")[0]
+        day = art.key.removeprefix("stats-flowtest-")
+        assert f"Equity on {day}" in base64.b64decode(encoded).decode()
+    (report_art,) = asyncio.run(_artifacts("report-flowtest"))
+    assert "flowtest.html" in str(report_art.data)
     out = tmp_path / "out"
     assert (out / ".reports" / "flowtest.html").read_text().count("<svg") >= 4
     for s in summaries:
