@@ -596,7 +596,13 @@ def find_resume_state(
     store its bars again.
     """
     best: tuple[tuple[str, datetime, int, str], dict[str, Any]] | None = None
-    for run_day, _, folder in find_session_runs(data_output, session_id):
+    # Latest date first: the rank starts with the date, so once a date gave a state no
+    # earlier date can win, and a resume reads one date's folders however long the session.
+    for run_day, _, folder in sorted(
+        find_session_runs(data_output, session_id), key=lambda r: r[0], reverse=True
+    ):
+        if best is not None and run_day.isoformat() < best[0][0]:
+            break
         if run_day > day or not (folder / JOURNAL_DIR / STATE_FILE).exists():
             continue
         number = _session_run_number(folder)
