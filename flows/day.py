@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from prefect import flow
+from prefect.context import SettingsContext, get_settings_context
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, Settings
 
 from argo_engine.options import RunOptions
 from flows.tasks import finalize_day, prefetch_and_recover, publish_stats, stream_session
@@ -38,3 +42,30 @@ def trading_day(
         "fills": streamed["fills"],
         "rejected_bars": streamed["rejected_bars"],
     }
+
+
+@contextmanager
+def without_heartbeats() -> Iterator[None]:
+    """Run the ``trading-day`` child flows entered inside this block without heartbeats.
+
+    Prefect starts a heartbeat thread for every flow run; it sleeps in 1 s steps and the run
+    waits for it to wake when it ends, which cost each trading date about 0.5-1 s (half of
+    Prefect's whole per-date floor). The parent ``trading-session`` run keeps its heartbeats,
+    started before this block: a dead session is detected from the parent, and its children
+    are marked by the crash hygiene of the session flow (docs/operations.md).
+    """
+    context = get_settings_context()
+    # Deriving the settings costs about 0.1 s (pydantic-settings revalidates them all): once
+    # per parent settings object, not once per date.
+    if _DERIVED and _DERIVED[0][0] is context.settings:
+        settings = _DERIVED[0][1]
+    else:
+        settings = context.settings.copy_with_update(
+            updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+        )
+        _DERIVED[:] = [(context.settings, settings)]
+    with SettingsContext(profile=context.profile, settings=settings):
+        yield
+
+
+_DERIVED: list[tuple[Settings, Settings]] = []

@@ -19,7 +19,7 @@ from argo_engine.options import RunOptions
 from argo_engine.persistence.session_lock import hold_session
 from argo_engine.preflight import check_run
 from argo_engine.settings import ArgoSettings, validate_session_id
-from flows.day import trading_day
+from flows.day import trading_day, without_heartbeats
 from flows.hygiene import on_parent_cancelled, on_parent_crashed, session_tag, settle_ghosts
 from flows.tasks import publish_report
 
@@ -90,7 +90,7 @@ def trading_session(
         summaries: list[dict[str, Any]] = []
         current: str | None = plan.first_date.isoformat()
         while current is not None:
-            with tags(*run_tags):
+            with tags(*run_tags), without_heartbeats():
                 summary = trading_day(options, plan.to_dict(), current, plan.run_number)
             summaries.append(summary)
             done = max_days is not None and len(summaries) >= max_days
