@@ -8,8 +8,24 @@ import os
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from argo_engine.errors import PersistenceError
+
+# libyaml's parser when PyYAML was built with it: same documents as SafeLoader, about 15x
+# faster (a stats.yaml took 23 ms in pure Python), and engine opens read them every date.
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse a YAML document safely (``yaml.safe_load`` semantics).
+
+    Raises:
+        yaml.YAMLError: If the text is not valid YAML.
+    """
+    return yaml.load(text, Loader=_LOADER)
 
 
 def fsync_dir(path: Path) -> None:

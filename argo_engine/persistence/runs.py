@@ -26,7 +26,12 @@ from typing import Any
 import yaml
 
 from argo_engine.errors import ConfigurationError, PersistenceError, RecoveryError
-from argo_engine.persistence.files import atomic_write_bytes, fsync_dir, persistence_error
+from argo_engine.persistence.files import (
+    atomic_write_bytes,
+    fsync_dir,
+    load_yaml,
+    persistence_error,
+)
 from argo_engine.persistence.schema import RUN_FILE, STATS_FILE
 
 _RUN_RE = re.compile(r"^run_([0-9]+)$")
@@ -200,7 +205,7 @@ def read_run_yaml(folder: Path) -> RunInfo | None:
     if not path.exists():
         return None
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path.read_text())
         start = str(raw["start_time"]).replace("Z", "+00:00")
         # Present only where the folder's N is not the session's run number (later dates).
         session_run_id = raw.get("session_run_id")
@@ -299,7 +304,7 @@ def session_run_number(folder: Path, info: RunInfo | None = None) -> int:
 
 def _stats_session_run_id(folder: Path) -> str | None:
     try:
-        data = yaml.safe_load((folder / STATS_FILE).read_text())
+        data = load_yaml((folder / STATS_FILE).read_text())
     except (OSError, yaml.YAMLError):
         return None
     value = data.get("session_run_id") if isinstance(data, dict) else None

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from argo_engine.persistence.files import atomic_write_bytes
+from argo_engine.persistence.files import atomic_write_bytes, load_yaml
 
 
 def _plain(value: Any) -> Any:
@@ -129,7 +129,7 @@ def read_stats_yaml(path: Path) -> dict[str, Any]:
         yaml.YAMLError: If the file is not valid YAML.
         ValueError: If it is not a mapping.
     """
-    data = yaml.safe_load(path.read_text())
+    data = load_yaml(path.read_text())
     if not isinstance(data, dict):
         raise ValueError(f"{path} is not a stats document")
     return data

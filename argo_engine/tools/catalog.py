@@ -10,6 +10,7 @@ import duckdb
 import yaml
 
 from argo_engine.errors import RecoveryError
+from argo_engine.persistence.files import load_yaml
 from argo_engine.persistence.runs import parse_run_number, read_run_yaml
 from argo_engine.persistence.schema import JOURNAL_DIR, STATS_FILE, TABLES
 
@@ -105,7 +106,7 @@ def _literal(value: object, sql_type: str) -> str:
 
 def _stats(folder: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load((folder / STATS_FILE).read_text())
+        data = load_yaml((folder / STATS_FILE).read_text())
     except (OSError, yaml.YAMLError):
         return {}
     return data if isinstance(data, dict) else {}
