@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import threading
 from dataclasses import asdict
@@ -31,6 +32,7 @@ class StatusLine:
         self.realized = 0.0
         self.last: Bar | None = None
         self.prefetch = ""
+        self.phase = ""
 
     def callbacks(self) -> EngineCallbacks:
         """Callbacks that keep the counters current."""
@@ -61,6 +63,8 @@ class StatusLine:
         when = self.last.time.strftime("%Y-%m-%d %H:%M") if self.last else "-"
         if self.bars == 0 and self.prefetch:
             return Text(self.prefetch)
+        if self.bars == 0 and self.phase:
+            return Text(self.phase)
         return Text(
             f"bars {self.bars} | orders {self.orders} | fills {self.fills} | "
             f"realized PnL {self.realized:.2f} | {when}"
@@ -133,9 +137,7 @@ def _run_live(
         thread.start()
         try:
             if use_prefect:
-                # Imported lazily: the flows package imports prefect, the library never does.
-                flows_session = importlib.import_module("flows.session")
-                rows = list(flows_session.trading_session(options=options))
+                rows = _run_flow(options, status, live)
             else:
                 install_stop_signals(stop)
                 plan = session.start_session(settings, session_id=session_id, clock=clock)
@@ -151,3 +153,37 @@ def _run_live(
         console.print(f"  {row['folder']}")
     console.print(summary_table(rows))
     return rows
+
+
+SKIP_HINT = "to skip it: PREFECT_API_URL=<a running Prefect server>, or --no-prefect"
+
+
+def _run_flow(options: RunOptions, status: StatusLine, live: Live) -> list[dict[str, Any]]:
+    """Run the trading-session flow, starting a temporary local Prefect API when none is set.
+
+    The API server starts in a child process while this one imports prefect and the flows,
+    and stops with the run (or with this process, however it ends).
+    """
+
+    def show(text: str) -> None:
+        status.phase = text
+        live.update(status.render())
+
+    # Imported lazily: the flows package imports prefect, the library never does (local_api
+    # itself does not, so the server starts before the 3 s of importing prefect).
+    local_api = importlib.import_module("flows.local_api")
+    url = local_api.configured_api_url()
+    with contextlib.ExitStack() as stack:
+        api = None
+        if url is None:
+            show(f"starting the local Prefect API... ({SKIP_HINT})")
+            api = stack.enter_context(local_api.LocalApi(on_wait=show))
+            show(f"starting the local Prefect API... ({SKIP_HINT})")
+            stack.enter_context(local_api.api_environment(api.url))
+        else:
+            show(f"connecting to the Prefect API at {url}...")
+        flows_session = importlib.import_module("flows.session")
+        if api is not None:
+            api.wait_ready()
+        show("starting the trading-session flow...")
+        return list(flows_session.trading_session(options=options))
