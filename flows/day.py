@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from prefect import flow
-from prefect.context import SettingsContext, get_settings_context
+from prefect.context import SettingsContext, TagsContext, get_settings_context
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, Settings
 
 from argo_engine.options import RunOptions
@@ -29,10 +29,14 @@ def trading_day(
     Returns:
         The finalized day summary, with ``ended`` and ``next_date`` from the stream.
     """
-    prefetch_and_recover(options, plan, day)
-    streamed = stream_session(options, plan, day)
-    final = finalize_day(options, plan, day)
-    publish_stats(final, plan["session_id"], options.to_settings().session.initial_capital)
+    # The run's tags (strategy, symbols, session) stay on this flow run, not on its task runs:
+    # Prefect acquires a concurrency slot for each tag of a task run before it starts, one API
+    # round trip per task (0.15-0.25 s each, 4 per date) for limits this project never sets.
+    with TagsContext(current_tags=set()):
+        prefetch_and_recover(options, plan, day)
+        streamed = stream_session(options, plan, day)
+        final = finalize_day(options, plan, day)
+        publish_stats(final, plan["session_id"], options.to_settings().session.initial_capital)
     return {
         **final,
         "ended": streamed["ended"],

@@ -45,6 +45,14 @@ async def _runs(parent_id: str | None = None, name: str | None = None) -> list[A
         return list(await client.read_flow_runs())
 
 
+async def _task_runs(flow_run_ids: list[str]) -> list[Any]:
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterFlowRunId
+
+    async with get_client() as client:
+        flt = TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=flow_run_ids))
+        return list(await client.read_task_runs(task_run_filter=flt))
+
+
 async def _artifacts(prefix: str) -> list[Any]:
     async with get_client() as client:
         arts = await client.read_artifacts()
@@ -66,6 +74,12 @@ def test_three_date_session_runs_three_child_flows_under_one_parent(tmp_path: Pa
         "2025-10-03-run_1",
     ]
     assert all(r.state.is_completed() for r in day_runs)
+    # The session's tags are on each date's flow run; its task runs carry none (a task run's
+    # tags cost a concurrency-slot round trip to the API each).
+    assert all("session:flowtest" in r.tags for r in day_runs)
+    tasks = asyncio.run(_task_runs([str(r.id) for r in day_runs]))
+    assert len(tasks) == 4 * 3
+    assert all(t.tags == [] for t in tasks)
     arts = asyncio.run(_artifacts("stats-flowtest-"))
     assert sorted(a.key for a in arts) == [
         "stats-flowtest-2025-10-01",
