@@ -20,6 +20,16 @@ CASES = {
     "prefetch": ["--days", "1", "--symbols", "1"],
     "date_change": ["--days", "3"],
     "big_day": ["--symbols", "2", "--bars-per-symbol", "600", "--read-every", "0.02"],
+    "orchestration": [
+        "--short",
+        "1",
+        "--long",
+        "2",
+        "--interval",
+        "1h",
+        "--modes",
+        "in-process,temporary",
+    ],
 }
 
 
@@ -64,6 +74,11 @@ def test_benchmark_prints_figures(name: str) -> None:
     elif name == "latency":
         assert figures["bars"] == 400
         assert figures["p50_ms_start"] <= figures["p99_ms_start"]
+    elif name == "orchestration":
+        assert set(figures["wall_s"]) == {"in-process", "temporary"}
+        assert all(v > 0 for v in figures["wall_s"]["temporary"].values())
+        assert "temporary" in figures["orchestration_s_per_date"]
+        assert figures["cold_start_s"] > 0
     elif name == "memory":
         assert figures["rss_mb_after_total"] > 0
     else:
