@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -221,13 +222,13 @@ class FeedSettings(_Group):
             )
         return value
 
-    @model_validator(mode="after")
-    def _end_after_start(self) -> FeedSettings:
-        if self.start is not None and self.end is not None and self.end <= self.start:
-            raise ValueError(
-                f"end {self.end.isoformat()} must be after start {self.start.isoformat()}"
-            )
-        return self
+    @field_validator("end")
+    @classmethod
+    def _end_after_start(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        start = info.data.get("start")
+        if value is not None and start is not None and value <= start:
+            raise ValueError(f"end {value.isoformat()} must be after start {start.isoformat()}")
+        return value
 
 
 class BrokerSettings(_Group):
