@@ -47,7 +47,7 @@ ACTIVE = [StateType.RUNNING, StateType.PENDING, StateType.CANCELLING]
 
 
 def session_tag(session_id: str) -> str:
-    """The tag every flow and task run of a session carries."""
+    """The tag every flow run of a session carries (its task runs carry none)."""
     return f"session:{session_id}"
 
 
@@ -80,10 +80,12 @@ def settle_ghosts(session_id: str, own_flow_run_id: str | None) -> int:
         tasks = client.read_task_runs(
             task_run_filter=TaskRunFilter(tags=TaskRunFilterTags(all_=[tag]), state=active_tasks)
         )
-        if own is not None:
+        # Task runs of a trading date carry no tags (flows/day.py): found by their flow run.
+        owners = [run.id for run in runs] + ([own] if own is not None else [])
+        if owners:
             tasks += client.read_task_runs(
                 task_run_filter=TaskRunFilter(
-                    flow_run_id=TaskRunFilterFlowRunId(any_=[own]), state=active_tasks
+                    flow_run_id=TaskRunFilterFlowRunId(any_=owners), state=active_tasks
                 )
             )
         for task_id in dict.fromkeys(t.id for t in tasks):
