@@ -152,9 +152,8 @@ def _check(folder: Path, report: FolderReport) -> None:
                     f"{journal}: recovery not finished ({RECOVERY_MARKER}); the next start "
                     "of the session finishes it"
                 )
-        temps = sorted(p.name for p in folder.glob("*.tmp")) + sorted(
-            p.name for p in folder.glob(".*.tmp")
-        )
+        # pathlib's "*" also matches dot files, so one glob finds hidden temps too.
+        temps = sorted({p.name for p in folder.glob("*.tmp")})
         if temps:
             problems.append(
                 f"{folder}: temporary file(s) left behind by a crashed writer: "

@@ -1521,8 +1521,8 @@ class RunWriters:
         # Per-table journals of the shared tables are what earlier versions wrote: older than
         # the shared journal, so replayed first.
         legacy: list[tuple[Path, int]] = []
+        self._remove_stale_temps()
         for table in self._tables.values():
-            self._remove_stale_temps(table)
             loaded, outdated = self._load_parquet(table)
             own = self._journal_dir / f"{table.schema.name}.jsonl"
             contents = read_journal(own, table.schema)
@@ -1570,13 +1570,15 @@ class RunWriters:
         if self.restored:
             self._track_keys()
 
-    def _remove_stale_temps(self, table: _Table) -> None:
-        # Temp files of a crashed writer never hold the only copy of a row (the journal is
-        # truncated only after the replace), so they are litter, not data.
+    def _remove_stale_temps(self) -> None:
+        # Temp files of a crashed writer (parquet versions, stats.yaml, state) never hold the
+        # only copy of anything (the journal is truncated only after the replace, and stats.yaml
+        # and the state are rebuilt by recovery), so they are litter, not data. Our own pid's
+        # temps belong to a write in flight in this process.
         own = f".{os.getpid()}.tmp"
-        for pattern in (f".{table.schema.file_name}.*.tmp", f"tmp_.{table.schema.file_name}.*.tmp"):
+        for pattern in (".*.tmp", "tmp_.*.tmp"):
             for path in self.folder.glob(pattern):
-                if not path.name.endswith(own):
+                if path.is_file() and not path.name.endswith(own):
                     try:
                         path.unlink(missing_ok=True)
                     except OSError as exc:

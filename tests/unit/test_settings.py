@@ -107,6 +107,6 @@ def test_trigger_options_lay_over_the_deployment_defaults() -> None:
 def test_end_not_after_start_and_unsupported_intervals_are_refused() -> None:
     with pytest.raises(ConfigurationError, match=r"feed\.end") as info:
         load_settings(None, feed={"start": "2025-10-02T00:00:00Z", "end": "2025-10-01T00:00:00Z"})
-    assert "is not after start" in info.value.message
+    assert "must be after start" in info.value.message
     with pytest.raises(ConfigurationError, match=r"session\.interval"):
         load_settings(None, session={"interval": "7m"})
