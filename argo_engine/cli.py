@@ -196,14 +196,40 @@ def _configure_logging(level: str) -> None:
     # Its first start creates and migrates a new database: on a loaded or small machine that
     # takes longer than Prefect's 20 s default, which would fail the run before it starts.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    logging.basicConfig(
-        level=logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("argo_engine").setLevel(
-        max(getattr(logging, level.upper(), logging.INFO), logging.WARNING)
-    )
+    # The console shows warnings and errors only (the status line is the console output), but
+    # the engine's own logger stays at INFO: inside a Prefect run its records also go to the
+    # run logs (flows/logs.py), which a level set on the logger would starve. The threshold is
+    # the console handler's.
+    console_level = max(getattr(logging, level.upper(), logging.INFO), logging.WARNING)
+    root = logging.getLogger()
+    console = next((h for h in root.handlers if isinstance(h, _ConsoleHandler)), None)
+    if console is None:
+        console = _ConsoleHandler()
+        console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(console)
+    console.setLevel(console_level)
+    if root.level == logging.NOTSET or root.level < logging.WARNING:
+        root.setLevel(logging.WARNING)
+    logging.getLogger("argo_engine").setLevel(logging.INFO)
+
+
+class _ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The CLI's stderr handler (a class of its own, so a second configuration finds it).
+
+    It writes to whatever ``sys.stderr`` is at the time of the record, as logging's own
+    last-resort handler does, so a replaced stderr (a test runner's) is never a closed file.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
 
 
 def install_stop_signals(stop: threading.Event) -> None:

@@ -1,10 +1,12 @@
 """Operating sessions through a real Prefect server, work pool and worker on loopback.
 
 What an operator does, asserted on what Prefect recorded and on the files:
-a parent flow-run process killed with SIGKILL mid-day: the worker marks it Crashed and its crash
-hook leaves no child run or task Running; before that, the live artifact of the streaming day
-changed while it streamed. (The retry of the parent and two triggers through the deployment at
-once are not covered here yet.)
+(a) a parent flow-run process killed with SIGKILL mid-day: the worker marks it Crashed and its
+crash hook leaves no child run or task Running; retried as the UI's Retry button does, it runs
+again under the same flow run id with a new child run for its new ``run_N``, and the data
+continues without loss or duplicate; (b) the daily deployment triggered twice at once: the
+second run waits for a concurrency slot, then continues the session; (c) the live artifact of
+the streaming day changes while it streams.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from prefect.client.schemas.filters import (
     TaskRunFilterFlowRunId,
 )
 from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.states import Scheduled
 
 from argo_engine.persistence.session_lock import lock_path, read_holder
 from argo_engine.verify import verify_path
@@ -128,8 +131,9 @@ def test_killed_parent_retried_gets_new_child_runs_and_loses_nothing(
             "symbols": ["BTCUSDT"],
             "interval": "1s",
             "pace": "realtime",
-            "start": "2025-10-01T23:59:30Z",
-            "bars": 50,
+            # 20 bars on the first date, 10 on the next: the retry crosses a date boundary.
+            "start": "2025-10-01T23:59:40Z",
+            "bars": 30,
         },
         "session_id": sid,
     }
@@ -167,3 +171,74 @@ def test_killed_parent_retried_gets_new_child_runs_and_loses_nothing(
     [ghost] = _children(client, parent)
     assert ghost.name == "2025-10-01-run_1"
     assert ghost.state_type == StateType.CRASHED
+
+    # (a) Retry the crashed parent as the UI's Retry button does: the same flow run, proposed
+    # AwaitingRetry (not forced: the server's own rules for a deployment's retry apply). The
+    # worker may still report the killed process a moment later, which puts a retry made
+    # within that moment back to Crashed: the operator then presses Retry again.
+    def retry_started() -> FlowRun | None:
+        run = client.read_flow_run(parent.id)
+        if run.run_count >= 2:
+            return run
+        if run.state is not None and run.state.is_final():
+            result = client.set_flow_run_state(
+                parent.id, Scheduled(name="AwaitingRetry", message="Retry from the UI")
+            )
+            assert result.status.value == "ACCEPT", result
+        return None
+
+    _until("the retried parent to start", retry_started, 120)
+    retried = _until("the retried parent to finish", _final(client, parent.id), 300)
+    assert retried.state_type == StateType.COMPLETED
+    assert retried.run_count == 2
+    assert retried.name == f"session-{sid}"
+    assert f"session:{sid}" in retried.tags
+    kids = {c.name: c for c in _children(client, parent)}
+    # run_1 stays Crashed beside its continuation run_2: two runs, not one reused.
+    assert set(kids) == {"2025-10-01-run_1", "2025-10-01-run_2", "2025-10-02-run_2"}
+    assert kids["2025-10-01-run_1"].id == ghost.id
+    assert kids["2025-10-01-run_1"].state_type == StateType.CRASHED
+    assert kids["2025-10-01-run_2"].state_type == StateType.COMPLETED
+    assert kids["2025-10-02-run_2"].state_type == StateType.COMPLETED
+    assert all(f"session:{sid}" in c.tags for c in kids.values())
+    assert _active_of_session(client, sid) == []
+    # Nothing lost, nothing twice: every bar of the session once, over all its folders.
+    files = [str(p) for p in sorted(out.glob("*/run_*/market_data.parquet"))]
+    ((n, distinct),) = _rows(
+        f"SELECT count(*), count(DISTINCT (symbol, time)) FROM read_parquet({files})"
+    )
+    assert n == distinct == 30
+    _check_dates(out)
+
+
+def test_daily_deployment_triggered_twice_at_once_runs_one_after_the_other(
+    operated: tuple[SyncPrefectClient, Path],
+) -> None:
+    client, home = operated
+    out = home / "daily"
+    deployment = client.read_deployment_by_name("trading-session/daily")
+    options = {"data_output": str(out), "pace": "fast"}
+    runs = [
+        client.create_flow_run_from_deployment(
+            deployment.id, parameters={"options": options, "day": day}
+        )
+        for day in ("2025-10-01", "2025-10-02")
+    ]
+    done = [_until(f"run {r.name} to finish", _final(client, r.id), 300) for r in runs]
+    assert [r.state_type for r in done] == [StateType.COMPLETED, StateType.COMPLETED]
+    # One of them found the deployment's only slot taken and waited for it.
+    waited = [
+        r
+        for r in runs
+        if any(s.name == "AwaitingConcurrencySlot" for s in client.read_flow_run_states(r.id))
+    ]
+    assert len(waited) == 1
+    # They ran one after the other, both into the session's one run_1, merged options and all.
+    assert sorted(p.relative_to(out).as_posix() for p in out.glob("*/run_*")) == [
+        "2025-10-01/run_1",
+        "2025-10-02/run_1",
+    ]
+    for day in ("2025-10-01", "2025-10-02"):
+        stats = yaml.safe_load((out / day / "run_1" / "stats.yaml").read_text())
+        assert stats["session_id"] == "daily-paper"
+    _check_dates(out)
