@@ -28,12 +28,12 @@ def _get(block: dict[str, Any], path: tuple[str, ...]) -> Any:
 
 
 def day_markdown(summary: dict[str, Any], session_id: str) -> str:
-    """Markdown table of a day's daily and cumulative stats with a link to the run folder."""
+    """Markdown table of a day's daily and cumulative stats, with the run folder's path."""
     folder = Path(summary["folder"]).resolve()
     lines = [
         f"# {summary['date']} {summary['run_id']} (session `{session_id}`)",
         "",
-        f"Run folder: [{folder}]({folder.as_uri()})",
+        f"Run folder: `{folder}` (on the worker's machine)",
         "",
         "| figure | daily | cumulative |",
         "|---|---:|---:|",

@@ -164,7 +164,7 @@ def publish_report(data_output: str, session_id: str, initial_capital: float = 1
         key=key,
         markdown=(
             f"# Session `{session_id}`\n\n![equity]({_svg_uri(chart)})\n\n"
-            f"Full report: [{report.name}]({report.resolve().as_uri()})\n"
+            f"Full report: {_path_text(report)}\n"
         ),
         description=f"argo report of session {session_id}",
     )
@@ -193,8 +193,13 @@ def _report_path(data_output: Path, session_id: str) -> Path:
 
 def _report_link(summary: dict[str, Any], session_id: str) -> str:
     # A run folder is {data_output}/{date}/run_N.
-    report = _report_path(Path(summary["folder"]).parent.parent, session_id)
-    return f"[{report.name}]({report.resolve().as_uri()})"
+    return _path_text(_report_path(Path(summary["folder"]).parent.parent, session_id))
+
+
+def _path_text(path: Path) -> str:
+    # A browser opens no file:// link from an http(s) page such as the Prefect UI: the path
+    # is shown as text to copy, on the machine that ran the flow.
+    return f"`{path.resolve()}` (on the worker's machine)"
 
 
 def _artifact_key(text: str) -> str:

@@ -93,8 +93,11 @@ def test_three_date_session_runs_three_child_flows_under_one_parent(tmp_path: Pa
         day = art.key.removeprefix("stats-flowtest-")
         assert f"Equity on {day}" in base64.b64decode(encoded).decode()
     (report_art,) = asyncio.run(_artifacts("report-flowtest"))
-    assert "flowtest.html" in str(report_art.data)
     out = tmp_path / "out"
+    # The report's path is shown as text: a browser opens no file:// link from the UI.
+    report_path = str((out / ".reports" / "flowtest.html").resolve())
+    assert all(report_path in str(a.data) for a in [*arts, report_art])
+    assert not any("file://" in str(a.data) for a in [*arts, report_art])
     assert (out / ".reports" / "flowtest.html").read_text().count("<svg") >= 4
     for s in summaries:
         folder = out / s["date"] / "run_1"
