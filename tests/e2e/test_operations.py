@@ -22,6 +22,7 @@ import duckdb
 import pytest
 import yaml
 from prefect.client.orchestration import SyncPrefectClient
+from prefect.client.schemas.actions import DeploymentUpdate
 from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterKey,
@@ -217,6 +218,11 @@ def test_daily_deployment_triggered_twice_at_once_runs_one_after_the_other(
     client, home = operated
     out = home / "daily"
     deployment = client.read_deployment_by_name("trading-session/daily")
+    # The operator edits the deployment's defaults (5m bars); a trigger's options then merge
+    # into them instead of replacing the whole block.
+    defaults = dict(deployment.parameters)
+    defaults["options"] = {**defaults["options"], "interval": "5m"}
+    client.update_deployment(deployment.id, DeploymentUpdate(parameters=defaults))
     options = {"data_output": str(out), "pace": "fast"}
     runs = [
         client.create_flow_run_from_deployment(
@@ -241,4 +247,9 @@ def test_daily_deployment_triggered_twice_at_once_runs_one_after_the_other(
     for day in ("2025-10-01", "2025-10-02"):
         stats = yaml.safe_load((out / day / "run_1" / "stats.yaml").read_text())
         assert stats["session_id"] == "daily-paper"
+        run = yaml.safe_load((out / day / "run_1" / "run.yaml").read_text())
+        assert (run["interval"], run["strategy"]) == ("5m", "rsi")
+        assert run["symbols"] == ["BTCUSDT", "ETHUSDT"]
+        bars = str(out / day / "run_1" / "market_data.parquet")
+        assert _rows(f"SELECT count(*) FROM read_parquet('{bars}')") == [(2 * 288,)]
     _check_dates(out)
