@@ -3,18 +3,68 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from argo_engine.clock import Clock
 from argo_engine.domain.enums import LogLevel, MarkShape, PositionType, SignalType
 from argo_engine.domain.market import Bar
 from argo_engine.domain.orders import Order, OrderIntent
 from argo_engine.domain.positions import Position
-from argo_engine.ports import Account
+from argo_engine.ports import Account, Broker
 
-if TYPE_CHECKING:
-    from argo_engine.engine.core import TradingEngine
+
+class EngineServices(Protocol):
+    """What the context needs of the engine (the engine implements it; no import of it here).
+
+    Keeping the context on this narrow protocol, not on ``TradingEngine``, keeps the two
+    modules out of an import cycle and says exactly what a strategy can reach.
+    """
+
+    broker: Broker
+    clock: Clock
+
+    def place_order(self, intent: OrderIntent) -> Order:
+        """Validate, route and record an order."""
+        ...
+
+    def cancel_order(self, order_id: str) -> bool:
+        """Cancel an open order; False when it is not open."""
+        ...
+
+    def open_orders(self, symbol: str | None = None) -> list[Order]:
+        """Open orders, optionally of one symbol."""
+        ...
+
+    def query(self, sql: str, params: list[object] | None = None) -> list[tuple[object, ...]]:
+        """Read-only SQL over the session's tables."""
+        ...
+
+    def record_mark(
+        self,
+        *,
+        title: str,
+        message: str,
+        color: str,
+        shape: MarkShape,
+        level: LogLevel,
+        category: str,
+        signal: SignalType | None,
+    ) -> None:
+        """Write a mark for the current bar."""
+        ...
+
+    def record_log(
+        self,
+        message: str,
+        *,
+        level: LogLevel = LogLevel.INFO,
+        fields: Mapping[str, object] | None = None,
+        bar: Bar | None = None,
+    ) -> None:
+        """Write a log entry stamped with the bar time."""
+        ...
 
 
 class EngineContext:
@@ -25,7 +75,7 @@ class EngineContext:
         history_bars: Bars kept in memory per symbol for :meth:`history`.
     """
 
-    def __init__(self, engine: TradingEngine, history_bars: int) -> None:
+    def __init__(self, engine: EngineServices, history_bars: int) -> None:
         self._engine = engine
         self._history_bars = history_bars
         self._history: dict[str, deque[Bar]] = {}
