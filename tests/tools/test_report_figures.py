@@ -134,3 +134,17 @@ def test_downsampling_keeps_every_buckets_extremes() -> None:
     assert 4321 in keep
     assert min(values[i] for i in keep) == -500.0
     assert downsample(10, [values[:10]], 400) == list(range(10))
+
+
+def test_runs_of_other_sessions_on_the_same_dates_stay_out(
+    fixture_output: dict[str, Any], tmp_path: Path
+) -> None:
+    # alpha is run_1 and beta run_2 on each of the three dates: each report shows its own.
+    out = fixture_output["out"]
+    for session_id, run in fixture_output["sessions"]:
+        page = read_page(write_report(out, session_id, tmp_path / f"{session_id}.html"))
+        by_date = stats_by_date(out, session_id)
+        assert [r.attrs["data-date"] for r in page.days] == list(by_date)
+        assert {r.attrs["data-runs"] for r in page.days} == {f"run_{run}"}
+        assert page.checks is not None
+        assert page.checks.attrs["data-ok"] == "true", page.checks.text
