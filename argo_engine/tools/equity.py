@@ -129,11 +129,11 @@ def replay_equity(
     top = initial_capital
     last = initial_capital
     on_bar, record_fill = tracker.on_bar, tracker.record_fill
-    for when, _, kind, _, item in events:
-        if kind == 0:
-            on_bar(item)  # type: ignore[arg-type]
+    for when, _, _, _, item in events:
+        if isinstance(item, Fill):
+            record_fill(item)
         else:
-            record_fill(item)  # type: ignore[arg-type]
+            on_bar(item)
         value = tracker.equity
         if value > top:
             top = value

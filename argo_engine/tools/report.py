@@ -16,7 +16,7 @@ The SVG charts at the end are for Prefect artifacts, whose markdown cannot run s
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -180,8 +180,7 @@ def load_session_report(
             break
     curve = _replay(data_output, session_id, capital, method)
     report = SessionReport(session_id, runs, latest, days, curve)
-    report.problems.extend(_disagreements(report))
-    return report
+    return replace(report, problems=_disagreements(report))
 
 
 def _replay(data_output: Path, session_id: str, capital: float, method: PnlMethod) -> EquityCurve:
@@ -265,8 +264,11 @@ def _cell(text: str, value: float | None = None, cls: str = "") -> str:
 
 
 def _x(t: datetime) -> str:
-    # Plotly reads naive ISO strings as they are; the axis is labelled UTC.
-    return t.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
+    # Plotly reads naive ISO strings as they are; the axis is labelled UTC. DuckDB returns
+    # TIMESTAMP columns (UTC by contract) naive: astimezone would take them as local time.
+    if t.tzinfo is not None:
+        t = t.astimezone(UTC).replace(tzinfo=None)
+    return t.isoformat(sep=" ")
 
 
 SUMMARY = (
@@ -549,7 +551,7 @@ def _symbol_figures(data_output: Path, session_id: str) -> list[dict[str, Any]]:
         close_at = dict(zip(ts, cs, strict=True))
         data: list[dict[str, Any]] = [
             {"type": "scatter", "mode": "lines", "name": f"{symbol} close",
-             "x": [_x(ts[i].replace(tzinfo=UTC)) for i in keep], "y": [cs[i] for i in keep],
+             "x": [_x(ts[i]) for i in keep], "y": [cs[i] for i in keep],
              "line": {"color": "#444", "width": 1}, "hovertemplate": "%{y:,.8g}"},
         ]  # fmt: skip
         for side, color, shape in (("BUY", "#2ca02c", "triangle-up"),
@@ -560,7 +562,7 @@ def _symbol_figures(data_output: Path, session_id: str) -> list[dict[str, Any]]:
                     "type": "scatter",
                     "mode": "markers",
                     "name": f"{side} fills",
-                    "x": [_x(f[1].replace(tzinfo=UTC)) for f in own],
+                    "x": [_x(f[1]) for f in own],
                     "y": [f[4] for f in own],
                     "customdata": [[f[3], f[5]] for f in own],
                     "marker": {"color": color, "symbol": shape, "size": 9},
@@ -575,7 +577,7 @@ def _symbol_figures(data_output: Path, session_id: str) -> list[dict[str, Any]]:
                     "type": "scatter",
                     "mode": "markers",
                     "name": "strategy marks",
-                    "x": [_x(m[1].replace(tzinfo=UTC)) for m in own_marks],
+                    "x": [_x(m[1]) for m in own_marks],
                     "y": [close_at.get(m[1], cs[-1]) for m in own_marks],
                     "text": [f"{m[3] or ''} {m[4] or ''}".strip() for m in own_marks],
                     "marker": {
