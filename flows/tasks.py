@@ -17,7 +17,12 @@ from prefect.cache_policies import NO_CACHE
 from argo_engine import session
 from argo_engine.options import RunOptions
 from argo_engine.reporting import day_markdown, trades_table
-from argo_engine.tools.report import day_equity_svg, equity_svg, write_report
+from argo_engine.tools.report import (
+    day_equity_svg,
+    equity_svg,
+    load_session_report,
+    write_report,
+)
 from flows.live import LiveDayView
 from flows.logs import attach_engine_logs
 from flows.retry import transient_only
@@ -157,8 +162,9 @@ def publish_report(data_output: str, session_id: str, initial_capital: float = 1
     what made it unaffordable once per day.
     """
     root = Path(data_output)
-    report = write_report(root, session_id, _report_path(root, session_id), initial_capital)
-    chart = equity_svg(root, session_id, initial_capital)
+    loaded = load_session_report(root, session_id, initial_capital)
+    report = write_report(root, session_id, _report_path(root, session_id), loaded=loaded)
+    chart = equity_svg(loaded.curve)
     key = _artifact_key(f"report-{session_id}")
     create_markdown_artifact(
         key=key,
