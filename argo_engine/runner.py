@@ -22,6 +22,7 @@ from argo_engine.engine.callbacks import EngineCallbacks
 from argo_engine.options import RunOptions
 from argo_engine.persistence.session_lock import SessionLock, acquire_session, probe_session
 from argo_engine.settings import ArgoSettings
+from argo_engine.terminal import err_console
 
 
 class StatusLine:
@@ -132,7 +133,7 @@ def _run_live(
     try:
         with _status_display(status, console) as refresh:
             if use_prefect:
-                rows = _run_flow(options, status, refresh)
+                rows = _run_flow(options, status, refresh, live=console.is_terminal)
             else:
                 install_stop_signals(stop)
                 plan = session.start_session(settings, session_id=session_id, clock=clock)
@@ -258,7 +259,7 @@ SKIP_HINT = "to skip it: PREFECT_API_URL=<a running Prefect server>, or --no-pre
 
 
 def _run_flow(
-    options: RunOptions, status: StatusLine, refresh: Callable[[], None]
+    options: RunOptions, status: StatusLine, refresh: Callable[[], None], *, live: bool
 ) -> list[dict[str, Any]]:
     """Run the trading-session flow, starting a temporary local Prefect API when none is set.
 
@@ -267,6 +268,9 @@ def _run_flow(
     """
 
     def show(text: str) -> None:
+        if not live and text != status.phase:
+            # Piped: each step of the start-up is a line of its own (on stderr, beside errors).
+            err_console.print(text, soft_wrap=True, markup=False, highlight=False)
         status.phase = text
         refresh()
 
