@@ -61,12 +61,12 @@ class StatusLine:
             on_prefetch_progress=on_prefetch,
         )
 
-    def render(self) -> Text:
-        """The status line."""
+    def render(self, *, final: bool = False) -> Text:
+        """The status line (``final``: the counters, also when no bar came)."""
         when = self.last.time.strftime("%Y-%m-%d %H:%M") if self.last else "-"
-        if self.bars == 0 and self.prefetch:
+        if self.bars == 0 and self.prefetch and not final:
             return Text(self.prefetch)
-        if self.bars == 0 and self.phase:
+        if self.bars == 0 and self.phase and not final:
             return Text(self.phase)
         return Text(
             f"bars {self.bars} | orders {self.orders} | fills {self.fills} | "
@@ -233,7 +233,7 @@ def _status_display(status: StatusLine, console: Console) -> Iterator[Callable[[
         try:
             yield lambda: None
         finally:
-            console.print(status.render(), soft_wrap=True)
+            console.print(status.render(final=True), soft_wrap=True)
         return
     with Live(status.render(), console=console, refresh_per_second=4, transient=False) as live:
         ticker = threading.Event()
@@ -252,7 +252,7 @@ def _status_display(status: StatusLine, console: Console) -> Iterator[Callable[[
         finally:
             ticker.set()
             thread.join()
-            redraw()
+            live.update(status.render(final=True))
 
 
 SKIP_HINT = "to skip it: PREFECT_API_URL=<a running Prefect server>, or --no-prefect"
