@@ -176,7 +176,8 @@ def register(app: typer.Typer) -> None:
     def sessions(data_output: DataOutput = None, fmt: Format = "table", wide: Wide = False) -> None:
         """List run folders: date, run, session, status, trades, realized PnL (--wide: strategy).
 
-        Status: closed (finished), open (running, or stopped without closing: a crash).
+        Status: closed (finished), open (running, or stopped without closing: a crash). The
+        table shows it when a run is open (--wide: always).
         """
         from argo_engine.tools.catalog import list_sessions
 
@@ -184,7 +185,12 @@ def register(app: typer.Typer) -> None:
         rows = list_sessions(root)
         if not rows:
             fail(f"no sessions under {root}: it holds no run folders ({{date}}/run_N)", code=1)
-        _emit(rows, fmt, "Sessions", _WIDE_SESSIONS if wide else _SESSIONS, wide=wide)
+        columns = _WIDE_SESSIONS if wide else _SESSIONS
+        if not wide and all(r["status"] == "closed" for r in rows):
+            # Only an open run makes the status worth its column: without it a Prefect
+            # session id (a 36-character UUID) still fits 80 columns whole.
+            columns = [c for c in columns if c[0] != "status"]
+        _emit(rows, fmt, "Sessions", columns, wide=wide)
 
     @app.command()
     def stats(
@@ -196,9 +202,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Daily and cumulative figures of a run folder, or per day of a session.
 
-        The table shows trades, win rate, realized, unrealized and total PnL and max drawdown;
-        --wide adds max drawdown in currency, fees, average holding time and unmatched SELL
-        quantity.
+        Columns: trades, win rate, realized, unrealized and total PnL, max drawdown.
+
+        --wide adds max drawdown in currency, fees, avg holding time, unmatched SELL qty.
         """
         from argo_engine.persistence.schema import STATS_FILE
         from argo_engine.tools.catalog import folder_stats, session_stats
