@@ -15,6 +15,7 @@ from argo_engine.terminal import (
     add_column,
     compact_table,
     console,
+    err_console,
     fail,
     money,
     percent,
@@ -143,14 +144,19 @@ def _emit(
         add_column(table, header, numeric=kind not in ("text", "date"), whole=kind == "date")
     for row in rows:
         table.add_row(*(_cell(row.get(key, ""), kind) for key, _, kind in columns))
-    out = console
-    if wide:
-        from rich.console import Console
-        from rich.measure import Measurement
+    from rich.console import Console
+    from rich.measure import Measurement
 
-        needed = Measurement.get(console, console.options.update_width(10_000), table).maximum
-        out = Console(width=needed) if needed > console.width else console
+    out = console
+    needed = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    if wide and needed > console.width:
+        out = Console(width=needed)
     out.print(table)
+    if not wide and needed > console.width:
+        err_console.print(
+            f"(wrapped to {console.width} columns: --wide for one line a row, --format csv)",
+            highlight=False,
+        )
 
 
 def _flatten(block: dict[str, Any]) -> dict[str, Any]:
@@ -236,8 +242,12 @@ def register(app: typer.Typer) -> None:
         ],
         data_output: DataOutput = None,
         fmt: Format = "table",
+        wide: Wide = False,
     ) -> None:
-        """Run SQL over every date and run (views carry date, run and session_id columns)."""
+        """Run SQL over every date and run (views carry date, run and session_id columns).
+
+        The table wraps values to fit the terminal; --wide keeps each row on one line.
+        """
         import duckdb
 
         from argo_engine.tools.catalog import connect
@@ -251,7 +261,7 @@ def register(app: typer.Typer) -> None:
             fail(" ".join(str(exc).split()))
         finally:
             con.close()
-        _emit(rows, fmt, "Query")
+        _emit(rows, fmt, "Query", wide=wide)
 
     @app.command()
     def report(
