@@ -23,50 +23,136 @@ app = typer.Typer(
 )
 
 
+def _version() -> str:
+    """The installed package's version (pyproject.toml's, through the package metadata)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("argo-engine")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"argo-engine {_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """argo-engine: live and paper trading sessions."""
+
+
+def _help(option: str, text: str, default: str | None = None) -> dict[str, Any]:
+    """Help of an ``argo run`` option: its text, its default and the variable it overrides."""
+    from argo_engine.options import default_of, env_var_of
+
+    shown = default_of(option) if default is None else default
+    # Brackets are escaped: typer reads help text as rich markup.
+    shown = f" \\[default: {shown}]" if shown else ""
+    return {"help": f"{text}{shown} \\[env var: {env_var_of(option)}]", "show_default": False}
+
+
 @app.command()
 def run(
     data_output: Annotated[
-        Path | None, typer.Option("--data-output", help="Root of the run folders.")
+        Path | None,
+        typer.Option("--data-output", **_help("data_output", "Root of the run folders.")),
     ] = None,
-    feed: Annotated[str | None, typer.Option("--feed", help="synthetic | replay | binance")] = None,
+    feed: Annotated[
+        str | None, typer.Option("--feed", **_help("feed", "synthetic | replay | binance"))
+    ] = None,
     replay_file: Annotated[
-        Path | None, typer.Option("--replay-file", help="Parquet file for --feed replay.")
+        Path | None,
+        typer.Option("--replay-file", **_help("replay_file", "Parquet file for --feed replay.")),
     ] = None,
     broker: Annotated[
-        str | None, typer.Option("--broker", help="paper | binance-testnet | binance-live")
+        str | None,
+        typer.Option("--broker", **_help("broker", "paper | binance-testnet | binance-live")),
     ] = None,
     symbols: Annotated[
-        str | None, typer.Option("--symbols", help="Comma separated, e.g. BTCUSDT,ETHUSDT.")
+        str | None,
+        typer.Option("--symbols", **_help("symbols", "Comma separated, e.g. BTCUSDT,ETHUSDT.")),
     ] = None,
-    interval: Annotated[str | None, typer.Option("--interval", help="Bar interval.")] = None,
-    start: Annotated[str | None, typer.Option("--start", help="First bar time (ISO).")] = None,
-    end: Annotated[str | None, typer.Option("--end", help="End time (ISO), exclusive.")] = None,
-    bars: Annotated[int | None, typer.Option("--bars", help="Bars per symbol.")] = None,
-    pace: Annotated[str | None, typer.Option("--pace", help="fast | realtime")] = None,
+    interval: Annotated[
+        str | None, typer.Option("--interval", **_help("interval", "Bar interval."))
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--start",
+            **_help(
+                "start",
+                "First bar time (ISO, UTC without an offset).",
+                "2025-10-01T09:00:00Z (synthetic), first bar of the file (replay), now",
+            ),
+        ),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option(
+            "--end", **_help("end", "End time (ISO), exclusive.", "the feed's end, or --bars")
+        ),
+    ] = None,
+    bars: Annotated[
+        int | None,
+        typer.Option("--bars", **_help("bars", "Bars per symbol.", "500 (synthetic)")),
+    ] = None,
+    pace: Annotated[str | None, typer.Option("--pace", **_help("pace", "fast | realtime"))] = None,
     strategy: Annotated[
-        str | None, typer.Option("--strategy", help="Registered name or module:Class.")
+        str | None,
+        typer.Option("--strategy", **_help("strategy", "Registered name or module:Class.")),
     ] = None,
     param: Annotated[
-        list[str] | None, typer.Option("--param", help="Strategy parameter key=value.")
+        list[str] | None,
+        typer.Option(
+            "--param",
+            help="Strategy parameter key=value; repeat it for more. "
+            "\\[default: the strategy's] \\[env var: ARGO_STRATEGY__PARAMS, a JSON object]",
+            show_default=False,
+        ),
     ] = None,
     timezone: Annotated[
-        str | None, typer.Option("--timezone", help="Time zone of trading dates.")
+        str | None,
+        typer.Option("--timezone", **_help("timezone", "Time zone of trading dates.")),
     ] = None,
     session_id: Annotated[
-        str | None, typer.Option("--session-id", help="Session to start or resume.")
+        str | None,
+        typer.Option(
+            "--session-id",
+            **_help("session_id", "Session to start or resume (continue).", "a new id"),
+        ),
     ] = None,
     day_start: Annotated[
-        str | None, typer.Option("--day-start", help="Local start time of a trading date.")
+        str | None,
+        typer.Option(
+            "--day-start",
+            **_help("day_start", "Local start time of a trading date.", "00:00"),
+        ),
     ] = None,
     prefetch_days: Annotated[
         int | None,
-        typer.Option("--prefetch-days", help="Days of history to load before streaming."),
+        typer.Option(
+            "--prefetch-days",
+            **_help("prefetch_days", "Days of history to load before streaming."),
+        ),
     ] = None,
     prefect: Annotated[
         bool,
         typer.Option(
             "--prefect/--no-prefect",
-            help="Run as the trading-session Prefect flow (default) or directly in-process.",
+            help="Run as the trading-session Prefect flow, or directly in-process.",
         ),
     ] = True,
 ) -> None:
@@ -244,10 +330,14 @@ def install_stop_signals(stop: threading.Event) -> None:
 
 
 def summary_table(rows: list[dict[str, Any]]) -> Table:
-    """A rich table of per-day results."""
-    table = Table(title="Session summary")
-    for col in ("date", "run", "trades", "win rate", "realized", "unrealized", "fees", "max dd"):
-        table.add_column(col, justify="right" if col not in ("date", "run") else "left")
+    """A table of per-day results that fits 80 columns (dates whole, figures uncut)."""
+    from argo_engine.terminal import add_column, compact_table, money, percent
+
+    table = compact_table("Session summary")
+    add_column(table, "date", whole=True)
+    add_column(table, "run")
+    for col in ("trades", "win rate", "realized", "unrealized", "total", "max dd"):
+        add_column(table, col, numeric=True)
     for row in rows:
         daily = row["daily"]
         res, pnl = daily.get("trade_result", {}), daily.get("trade_pnl", {})
@@ -255,11 +345,11 @@ def summary_table(rows: list[dict[str, Any]]) -> Table:
             row["date"],
             row["run_id"],
             str(res.get("number_of_trades", 0)),
-            f"{res.get('win_rate', 0.0):.2%}",
-            f"{pnl.get('realized_pnl', 0.0):.2f}",
-            f"{pnl.get('unrealized_pnl', 0.0):.2f}",
-            f"{daily.get('total_fees', 0.0):.2f}",
-            f"{res.get('max_drawdown', 0.0):.2%}",
+            percent(res.get("win_rate")),
+            money(pnl.get("realized_pnl")),
+            money(pnl.get("unrealized_pnl")),
+            money(pnl.get("total_pnl")),
+            percent(res.get("max_drawdown")),
         )
     return table
 

@@ -122,3 +122,23 @@ def parse_params(values: list[str]) -> dict[str, Any]:
         except ValueError:
             params[key.strip()] = raw
     return params
+
+
+def env_var_of(option: str) -> str:
+    """The environment variable an ``argo run`` option overrides (``end`` -> ARGO_FEED__END)."""
+    group, key = _FIELD_OF_OPTION[option]
+    return f"ARGO_{group.upper()}__{key.upper()}"
+
+
+def default_of(option: str) -> str:
+    """The built-in default of an ``argo run`` option's setting, as text ("" when none)."""
+    group, key = _FIELD_OF_OPTION[option]
+    model = ArgoSettings.model_fields[group].annotation
+    assert isinstance(model, type)
+    assert issubclass(model, BaseModel)
+    value = model.model_fields[key].get_default(call_default_factory=True)
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import importlib
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from argo_engine.engine.callbacks import EngineCallbacks
 from argo_engine.options import RunOptions
 from argo_engine.persistence.session_lock import SessionLock, acquire_session, probe_session
 from argo_engine.settings import ArgoSettings
+from argo_engine.terminal import err_console
 
 
 class StatusLine:
@@ -58,12 +61,12 @@ class StatusLine:
             on_prefetch_progress=on_prefetch,
         )
 
-    def render(self) -> Text:
-        """The status line."""
+    def render(self, *, final: bool = False) -> Text:
+        """The status line (``final``: the counters, also when no bar came)."""
         when = self.last.time.strftime("%Y-%m-%d %H:%M") if self.last else "-"
-        if self.bars == 0 and self.prefetch:
+        if self.bars == 0 and self.prefetch and not final:
             return Text(self.prefetch)
-        if self.bars == 0 and self.phase:
+        if self.bars == 0 and self.phase and not final:
             return Text(self.phase)
         return Text(
             f"bars {self.bars} | orders {self.orders} | fills {self.fills} | "
@@ -126,39 +129,138 @@ def _run_live(
     session.OBSERVERS.append(observer)
     stop = threading.Event()
     rows: list[dict[str, Any]] = []
+    data_output = Path(settings.session.data_output)
+    try:
+        with _status_display(status, console) as refresh:
+            if use_prefect:
+                rows = _run_flow(options, status, refresh, live=console.is_terminal)
+            else:
+                install_stop_signals(stop)
+                plan = session.start_session(settings, session_id=session_id, clock=clock)
+                session_id = plan.session_id
+                try:
+                    _, summaries = session.run_session(settings, plan=plan, stop=stop)
+                except BaseException:
+                    session.discard_unused_start(settings, plan)
+                    raise
+                rows = [asdict(s) for s in summaries]
+    finally:
+        session.OBSERVERS.remove(observer)
+    if use_prefect:
+        session_id = _session_of(rows) or session_id
+    report: Path | None = None
+    report_error = ""
+    if session_id is not None:
+        if use_prefect:
+            # The flow wrote it (publish_report) as its last step.
+            written = session.report_path(data_output, session_id)
+            report = written if written.exists() else None
+        else:
+            try:
+                report = session.write_session_report(
+                    data_output, session_id, settings.session.initial_capital
+                )
+            except Exception as exc:  # the session's data is complete; say what failed
+                report_error = f"{type(exc).__name__}: {exc}"
+    console.print(summary_table(rows))
+    _print_where(console, session_id, rows, report)
+    if session_id is not None:
+        _print_continue(console, settings, session_id, status.last)
+    if report_error:
+        from argo_engine.terminal import fail
+
+        fail(f"the HTML report could not be written: {report_error}", code=1)
+    return rows
+
+
+def _print_where(
+    console: Console, session_id: str | None, rows: list[dict[str, Any]], report: Path | None
+) -> None:
+    """Print what a user needs next: the session id, the run folders, the report."""
+    # soft_wrap: a long path is one line for the terminal to wrap, never split by rich.
+    if session_id is not None:
+        console.print(f"session: {session_id}", soft_wrap=True, markup=False, highlight=False)
+    console.print("run folders:", highlight=False)
+    for row in rows:
+        console.print(f"  {row['folder']}", soft_wrap=True, markup=False, highlight=False)
+    if report is not None:
+        console.print(f"report: {report}", soft_wrap=True, markup=False, highlight=False)
+    else:
+        console.print("report: not written", highlight=False)
+
+
+def _print_continue(
+    console: Console, settings: ArgoSettings, session_id: str, last: Bar | None
+) -> None:
+    """How to continue the session (its cumulative figures carry on) with the next bars."""
+    flags = f"--session-id {session_id}"
+    if settings.feed.kind in ("synthetic", "replay") and last is not None:
+        # A bounded feed starts where it was told to: the next start is after the last bar.
+        from argo_engine.domain.intervals import parse_interval
+        from argo_engine.errors import ConfigurationError
+
+        with contextlib.suppress(ConfigurationError):
+            after = last.time.astimezone(UTC) + parse_interval(settings.session.interval)
+            flags += f" --start {after.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+    console.print("continue it: the same options plus", highlight=False)
+    console.print(f"  {flags}", soft_wrap=True, markup=False, highlight=False)
+
+
+def _session_of(rows: list[dict[str, Any]]) -> str | None:
+    """The session id recorded in the first run folder of ``rows`` (the flow names it)."""
+    from argo_engine.errors import RecoveryError
+    from argo_engine.persistence.runs import read_run_yaml
+
+    for row in rows:
+        try:
+            info = read_run_yaml(Path(row["folder"]))
+        except RecoveryError:
+            continue
+        if info is not None:
+            return info.session_id
+    return None
+
+
+@contextlib.contextmanager
+def _status_display(status: StatusLine, console: Console) -> Iterator[Callable[[], None]]:
+    """Show the status line while the block runs; yields a function that redraws it.
+
+    On a terminal the line is redrawn in place four times a second. Piped or redirected, it
+    is printed once at the end, as a whole line, so that nothing printed after it (the
+    summary, an error on stderr) is glued onto it and no cursor codes reach the file.
+    """
+    if not console.is_terminal:
+        try:
+            yield lambda: None
+        finally:
+            console.print(status.render(final=True), soft_wrap=True)
+        return
     with Live(status.render(), console=console, refresh_per_second=4, transient=False) as live:
         ticker = threading.Event()
 
+        def redraw() -> None:
+            live.update(status.render())
+
         def refresh() -> None:
             while not ticker.wait(0.25):
-                live.update(status.render())
+                redraw()
 
         thread = threading.Thread(target=refresh, daemon=True)
         thread.start()
         try:
-            if use_prefect:
-                rows = _run_flow(options, status, live)
-            else:
-                install_stop_signals(stop)
-                plan = session.start_session(settings, session_id=session_id, clock=clock)
-                _, summaries = session.run_session(settings, plan=plan, stop=stop)
-                rows = [asdict(s) for s in summaries]
+            yield redraw
         finally:
             ticker.set()
             thread.join()
-            live.update(status.render())
-            session.OBSERVERS.remove(observer)
-    console.print(f"output: {settings.session.data_output}")
-    for row in rows:
-        console.print(f"  {row['folder']}")
-    console.print(summary_table(rows))
-    return rows
+            live.update(status.render(final=True))
 
 
 SKIP_HINT = "to skip it: PREFECT_API_URL=<a running Prefect server>, or --no-prefect"
 
 
-def _run_flow(options: RunOptions, status: StatusLine, live: Live) -> list[dict[str, Any]]:
+def _run_flow(
+    options: RunOptions, status: StatusLine, refresh: Callable[[], None], *, live: bool
+) -> list[dict[str, Any]]:
     """Run the trading-session flow, starting a temporary local Prefect API when none is set.
 
     The API server starts in a child process while this one imports prefect and the flows,
@@ -166,8 +268,11 @@ def _run_flow(options: RunOptions, status: StatusLine, live: Live) -> list[dict[
     """
 
     def show(text: str) -> None:
+        if not live and text != status.phase:
+            # Piped: each step of the start-up is a line of its own (on stderr, beside errors).
+            err_console.print(text, soft_wrap=True, markup=False, highlight=False)
         status.phase = text
-        live.update(status.render())
+        refresh()
 
     # Imported lazily: the flows package imports prefect, the library never does (local_api
     # itself does not, so the server starts before the 3 s of importing prefect).

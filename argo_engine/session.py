@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -53,6 +54,9 @@ from argo_engine.scratch_db import query_connection
 from argo_engine.settings import ArgoSettings, validate_session_id
 from argo_engine.strategies.base import Strategy
 from argo_engine.strategies.registry import resolve_strategy, strategy_code
+
+if TYPE_CHECKING:
+    from argo_engine.tools.report import SessionReport
 
 log = logging.getLogger(__name__)
 
@@ -980,3 +984,74 @@ def verify_run_folder(folder: Path) -> list[str]:
     from argo_engine.verify import verify_folder
 
     return verify_folder(folder)
+
+
+#: Folder of ``{data_output}`` that holds the sessions' HTML reports.
+REPORTS_DIR = ".reports"
+
+
+def report_path(data_output: Path, session_id: str) -> Path:
+    """Where a session's HTML report is written at the end of every start of it."""
+    return Path(data_output) / REPORTS_DIR / f"{session_id}.html"
+
+
+def write_session_report(
+    data_output: Path,
+    session_id: str,
+    initial_capital: float = 100_000.0,
+    *,
+    loaded: SessionReport | None = None,
+) -> Path:
+    """Write the session's HTML report to :func:`report_path` (both ``argo run`` paths).
+
+    Args:
+        data_output: Root of the run folders.
+        session_id: The session.
+        initial_capital: Equity the session started with, when no run folder records it.
+        loaded: The session's figures, when the caller already gathered them.
+
+    Returns:
+        The report's path.
+    """
+    from argo_engine.tools.report import write_report
+
+    out = report_path(data_output, session_id)
+    return write_report(Path(data_output), session_id, out, initial_capital, loaded=loaded)
+
+
+def discard_unused_start(settings: ArgoSettings, plan: SessionPlan) -> bool:
+    """Remove the run folder a failed start allocated, when nothing was written to it.
+
+    A start that fails before its first bar (a venue that cannot be reached, say) must not
+    leave an empty folder behind that ``argo sessions`` lists as a closed run and
+    ``argo verify`` passes. Only ``{plan.first_date}/run_N`` of a plan made by
+    :func:`start_session` is considered, and only when its tables hold no row, its journal
+    holds nothing to recover and it holds no file argo did not write; its date folder goes
+    too when that leaves it empty. Nothing with a row in it is ever removed.
+
+    Returns:
+        Whether the folder was removed.
+    """
+    folder = (
+        Path(settings.session.data_output) / plan.first_date.isoformat() / f"run_{plan.run_number}"
+    )
+    if not folder.is_dir() or journal_holds_data(folder / JOURNAL_DIR):
+        return False
+    known = {t.file_name for t in TABLES.values()} | {STATS_FILE, RUN_FILE, JOURNAL_DIR}
+    if any(p.name not in known for p in folder.iterdir()):
+        return False
+    for table in TABLES.values():
+        path = folder / table.file_name
+        if not path.exists():
+            continue
+        try:
+            with path.open("rb") as handle:
+                if pq.ParquetFile(handle).metadata.num_rows:
+                    return False
+        except Exception:  # unreadable: not ours to judge, keep it
+            return False
+    shutil.rmtree(folder)
+    with contextlib.suppress(OSError):
+        folder.parent.rmdir()  # only when empty
+    log.info("removed %s: the start failed before anything was written", folder)
+    return True

@@ -7,7 +7,9 @@ from contextlib import contextmanager
 from typing import NoReturn
 
 import typer
+from rich import box
 from rich.console import Console
+from rich.table import Table
 
 from argo_engine.errors import ArgoError
 
@@ -31,3 +33,45 @@ def user_errors(code: int = 2) -> Iterator[None]:
         yield
     except ArgoError as exc:
         fail(exc.message, code)
+
+
+def compact_table(title: str | None = None) -> Table:
+    """A table that spends an 80-column terminal on its figures, not on borders.
+
+    One rule under the header, one space and no line between columns. Columns made with
+    :func:`add_column` wrap a value that does not fit instead of cutting it to an ellipsis.
+    """
+    return Table(
+        title=title,
+        box=box.SIMPLE_HEAD,
+        padding=(0, 0, 0, 1),
+        pad_edge=False,
+        show_edge=False,
+    )
+
+
+def add_column(table: Table, header: str, *, numeric: bool = False, whole: bool = False) -> None:
+    """Add a column that never shows a cut value.
+
+    Args:
+        table: The table.
+        header: Column header.
+        numeric: Right-justify (figures).
+        whole: Never wrap the value (dates); the other columns give way first.
+    """
+    table.add_column(
+        header,
+        justify="right" if numeric else "left",
+        overflow="fold",
+        no_wrap=whole,
+    )
+
+
+def money(value: float | None) -> str:
+    """A currency figure with cents."""
+    return f"{float(value or 0.0):.2f}"
+
+
+def percent(value: float | None) -> str:
+    """A fraction as a percentage (0.045 -> 4.50%)."""
+    return f"{float(value or 0.0):.2%}"

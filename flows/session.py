@@ -89,14 +89,21 @@ def trading_session(
         print(f"session {plan.session_id} run_{plan.run_number} from {plan.first_date}")
         summaries: list[dict[str, Any]] = []
         current: str | None = plan.first_date.isoformat()
-        while current is not None:
-            with tags(*run_tags), without_heartbeats():
-                summary = trading_day(options, plan.to_dict(), current, plan.run_number)
-            summaries.append(summary)
-            done = max_days is not None and len(summaries) >= max_days
-            if summary["ended"] != "day_end" or done:
-                break
-            current = summary["next_date"]
+        try:
+            while current is not None:
+                with tags(*run_tags), without_heartbeats():
+                    summary = trading_day(options, plan.to_dict(), current, plan.run_number)
+                summaries.append(summary)
+                done = max_days is not None and len(summaries) >= max_days
+                if summary["ended"] != "day_end" or done:
+                    break
+                current = summary["next_date"]
+        except BaseException:
+            # A start that failed before writing anything (a venue out of reach) leaves no
+            # empty run folder behind. A continued run's folder is never this start's own.
+            if not summaries and not continue_run:
+                session.discard_unused_start(settings, plan)
+            raise
         publish_report(
             str(settings.session.data_output), plan.session_id, settings.session.initial_capital
         )

@@ -17,12 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from argo_engine import session
 from argo_engine.options import RunOptions
 from argo_engine.reporting import day_markdown, trades_table
-from argo_engine.tools.report import (
-    day_equity_svg,
-    equity_svg,
-    load_session_report,
-    write_report,
-)
+from argo_engine.tools.report import day_equity_svg, equity_svg, load_session_report
 from flows.live import LiveDayView
 from flows.logs import attach_engine_logs
 from flows.retry import transient_only
@@ -163,7 +158,8 @@ def publish_report(data_output: str, session_id: str, initial_capital: float = 1
     """
     root = Path(data_output)
     loaded = load_session_report(root, session_id, initial_capital)
-    report = write_report(root, session_id, _report_path(root, session_id), loaded=loaded)
+    # The same writer and path as `argo run --no-prefect` at the end of a session.
+    report = session.write_session_report(root, session_id, initial_capital, loaded=loaded)
     chart = equity_svg(loaded.curve)
     key = _artifact_key(f"report-{session_id}")
     create_markdown_artifact(
@@ -194,7 +190,7 @@ def _svg_uri(svg: str) -> str:
 
 
 def _report_path(data_output: Path, session_id: str) -> Path:
-    return data_output / ".reports" / f"{session_id}.html"
+    return session.report_path(data_output, session_id)
 
 
 def _report_link(summary: dict[str, Any], session_id: str) -> str:

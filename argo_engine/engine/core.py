@@ -537,6 +537,8 @@ class TradingEngine:
                     booked = stats.record_fill(fill)
                     writers.append_fill(booked)
                     self._day_trade_ids.add(booked.trade_id)
+                    if stats.last_unmatched_qty:
+                        self._log_unmatched(booked, stats.last_unmatched_qty)
                 writers.append_order(update.order)
                 if update.order.status is OrderStatus.PENDING:
                     self._open[update.order.order_id] = update.order
@@ -1257,6 +1259,8 @@ class TradingEngine:
                 writers.append_fill(booked, durable=self._durable_orders)
                 self._day_trade_ids.add(booked.trade_id)
                 self._counts["fills"] += 1
+                if stats.last_unmatched_qty:
+                    self._log_unmatched(booked, stats.last_unmatched_qty)
                 self._fire("on_order_filled", booked)
             previous = self._open.get(order.order_id)
             if previous is None or previous.status is not order.status:
@@ -1326,6 +1330,23 @@ class TradingEngine:
                 message=message,
                 fields={str(k): str(v) for k, v in (fields or {}).items()},
             )
+        )
+
+    def _log_unmatched(self, fill: Fill, unmatched_qty: float) -> None:
+        """Warn that part of a SELL closed no open position (stats count it as unmatched_qty).
+
+        A venue can sell what the session never bought (coins held before it started): only
+        the matched part is booked as PnL, and the rest must not pass silently.
+        """
+        self.record_log(
+            f"SELL of {fill.executed_qty:g} {fill.symbol} ({fill.position_type}) exceeded the "
+            f"open position by {unmatched_qty:g}: that quantity books no PnL (unmatched_qty)",
+            level=LogLevel.WARNING,
+            fields={
+                "symbol": fill.symbol,
+                "unmatched_qty": unmatched_qty,
+                "order_id": fill.order_id,
+            },
         )
 
     # -- stats, flush, stop --------------------------------------------------------------------

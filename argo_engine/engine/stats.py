@@ -14,6 +14,8 @@ Definitions (DESIGN.md, Statistics):
   the equity the day opened with.
 - trade_holding_time: seconds from entry fill to exit fill of each closed lot (min, max, avg;
   avg rounded down).
+- unmatched_qty: SELL quantity that found no open position to close (coins held at the venue
+  before the session, say): booked as neither PnL nor position, counted here and logged.
 - sharpe_ratio / sortino_ratio: from daily equity returns once two or more day-end equities
   exist (mean / sample stdev, annualized with sqrt(365) since crypto trades every day; sortino
   uses the downside deviation); 0 otherwise.
@@ -62,6 +64,7 @@ class _Block:
         "peak",
         "realized",
         "trades",
+        "unmatched_qty",
         "wins",
     )
 
@@ -81,9 +84,18 @@ class _Block:
         self.peak = peak
         self.dd_frac = 0.0
         self.dd_abs = 0.0
+        self.unmatched_qty = 0.0
 
-    def add_fill(self, pnl: float, fee: float, closing: bool, holds: tuple[float, ...]) -> None:
+    def add_fill(
+        self,
+        pnl: float,
+        fee: float,
+        closing: bool,
+        holds: tuple[float, ...],
+        unmatched_qty: float = 0.0,
+    ) -> None:
         self.trades += 1
+        self.unmatched_qty += unmatched_qty
         self.fees += fee
         self.realized += pnl
         if closing:
@@ -126,7 +138,9 @@ class _Block:
     def from_state(cls, state: dict[str, Any]) -> _Block:
         block = cls(0.0)
         for name in cls.__slots__:
-            setattr(block, name, state[name])
+            # States saved before a figure existed lack it: it starts from its initial value.
+            if name in state:
+                setattr(block, name, state[name])
         return block
 
 
@@ -190,6 +204,9 @@ class StatsTracker:
         # change since then, so daily totals are equity changes and add up to cumulative.
         self._day_open_unrealized = 0.0
         self._last_updated = session_start
+        #: SELL quantity of the last recorded fill that matched no open position (0 when it
+        #: all matched): the engine logs it, the blocks count it as ``unmatched_qty``.
+        self.last_unmatched_qty = 0.0
 
     # -- updates ---------------------------------------------------------------------------------
 
@@ -236,7 +253,14 @@ class StatsTracker:
             base_fee=fill.base_commission,
         )
         for block in (self._cum, self._day):
-            block.add_fill(outcome.pnl, fill.commission, outcome.closing, outcome.holding_seconds)
+            block.add_fill(
+                outcome.pnl,
+                fill.commission,
+                outcome.closing,
+                outcome.holding_seconds,
+                outcome.unmatched_qty,
+            )
+        self.last_unmatched_qty = outcome.unmatched_qty
         self._last_close.setdefault(fill.symbol, fill.executed_price)
         self._revalue_symbol(fill.symbol)  # a fill changes its own symbol's buckets only
         self._unrealized = sum(self._parts.values())
@@ -318,6 +342,7 @@ class StatsTracker:
                 "max_drawdown_abs": block.dd_abs,
                 "sharpe_ratio": sharpe,
                 "sortino_ratio": sortino,
+                "unmatched_qty": block.unmatched_qty,
             },
             "trade_pnl": {
                 "realized_pnl": block.realized,

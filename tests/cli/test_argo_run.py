@@ -68,7 +68,19 @@ def test_argo_run_no_prefect(tmp_path: Path) -> None:
 def test_readme_main_command_runs_the_prefect_flow(tmp_path: Path) -> None:
     proc = _argo(["run", "--bars", "600"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    _check_layout(tmp_path / "data" / "live-trading", 600)
+    out = tmp_path / "data" / "live-trading"
+    _check_layout(out, 600)
+    # The flow names the session: the id printed is the one in the run folder, and the
+    # report the flow wrote at its end is where the output says.
+    lines = proc.stdout.splitlines()
+    (session_id,) = [x.removeprefix("session:").strip() for x in lines if x.startswith("session:")]
+    assert (
+        yaml.safe_load((out / "2025-10-01" / "run_1" / "run.yaml").read_text())["session_id"]
+        == session_id
+    )
+    (report,) = [x.removeprefix("report:").strip() for x in lines if x.startswith("report:")]
+    assert tmp_path / report == out / ".reports" / f"{session_id}.html"
+    assert (tmp_path / report).stat().st_size > 0
 
 
 def test_bad_option_gives_a_clear_error_and_writes_nothing(tmp_path: Path) -> None:
