@@ -289,3 +289,22 @@ def test_temp_files_left_in_folders_of_the_session_are_removed_at_restart(
     assert _resume(out, replay, sid) == 0
     assert [p for p in litter if p.exists()] == []
     assert verify_path(out) == {}
+
+
+def test_damaged_bar_line_is_reported_and_stats_still_match_the_trades(
+    tmp_path: Path, replay: Path
+) -> None:
+    out = tmp_path / "out"
+    sid = "bar-line"
+    _crash(out, replay, sid)
+    journal = out / SECOND / "run_1" / ".journal" / "durable.jsonl"
+    lines = journal.read_bytes().split(b"\n")
+    number = next(i for i, line in enumerate(lines, 1) if line.startswith(b'["market_data",'))
+    _garble_line(journal, number)
+    assert _resume(out, replay, sid) == 0
+    # The bars of that line are lost (reported); nothing derived disagrees with what is stored.
+    assert _filled_without_trade(out) == []
+    _stats_match_trades(out)
+    levels = [level for level, fields in _all_of(journal.parent.parent, "logs", "level, fields")]
+    assert "error" in levels
+    assert len(list(journal.parent.glob("durable.jsonl.corrupt-*"))) == 1
