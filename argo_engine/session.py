@@ -39,6 +39,7 @@ from argo_engine.engine.core import (
 )
 from argo_engine.errors import ConfigurationError, RecoveryError
 from argo_engine.persistence.journal import journal_holds_data
+from argo_engine.persistence.parquet_append import ParquetAppendError, check_file, read_footer
 from argo_engine.persistence.runs import (
     RunInfo,
     allocate_run,
@@ -49,6 +50,7 @@ from argo_engine.persistence.runs import (
     write_run_yaml,
 )
 from argo_engine.persistence.schema import JOURNAL_DIR, RUN_FILE, STATS_FILE, TABLES
+from argo_engine.persistence.writers import remove_stale_temps
 from argo_engine.ports import Broker, MarketDataFeed
 from argo_engine.scratch_db import query_connection
 from argo_engine.settings import ArgoSettings, validate_session_id
@@ -357,6 +359,10 @@ def recover_stale_runs(
     recovered: list[Path] = []
     for day, _, folder in find_session_runs(data_output, session_id):
         if not needs_recovery(folder):
+            # A writer killed while it wrote a complete folder's file (a version, stats.yaml)
+            # leaves its temp file; the folder needs nothing else.
+            for path in remove_stale_temps(folder):
+                log.warning("removed a temp file left by a crashed writer: %s", path)
             continue
         number = _session_run_number(folder)
         state = find_resume_state(data_output, session_id, number, day)
@@ -634,20 +640,53 @@ def stored_bars(data_output: Path, symbols: list[str], before: datetime, n: int)
     """The last ``n`` stored bars per symbol strictly before ``before``, oldest first.
 
     Reads every ``*/run_*/market_data.parquet`` under ``data_output`` (all sessions: market data
-    is market data) and deduplicates on (symbol, time).
+    is market data) and deduplicates on (symbol, time). A file that cannot be read, or one
+    that gave rows but whose bytes differ from the checksums in its footer (damaged bytes can
+    decode as wrong bars), is left out and logged; ``argo verify`` names it too.
     """
     from argo_engine.prefetch import stored_files
 
     files = stored_files(data_output)
     if not files or n <= 0:
         return []
+    checked: set[str] = set()
+    while True:
+        try:
+            rows = _last_bars(files, symbols, before, n)
+        except duckdb.Error as exc:
+            # One unreadable file fails the whole query: find it (footers only) and retry.
+            bad = [f for f in files if f not in checked and _unreadable_footer(Path(f))]
+            if not bad:
+                log.warning("could not read stored bars for warm-up: %s", exc)
+                return []
+        else:
+            used = sorted({str(r[-1]) for r in rows} - checked)
+            bad = [f for f in used if _damaged(Path(f))]
+            checked.update(used)
+            if not bad:
+                break
+        for path in bad:
+            log.error("stored market data left out of the warm-up: %s is damaged", path)
+        files = [f for f in files if f not in bad]
+        if not files:
+            return []
+    return [
+        Bar(sym, t.replace(tzinfo=UTC), float(o), float(h), float(lo), float(c), float(v))
+        for t, sym, o, h, lo, c, v, _ in rows
+    ]
+
+
+def _last_bars(
+    files: list[str], symbols: list[str], before: datetime, n: int
+) -> list[tuple[Any, ...]]:
     con = query_connection()
     try:
-        rows = con.execute(
+        return con.execute(
             """
             WITH bars AS (
-                SELECT DISTINCT ON (symbol, time) time, symbol, open, high, low, close, volume
-                FROM read_parquet(?, union_by_name = true)
+                SELECT DISTINCT ON (symbol, time)
+                    time, symbol, open, high, low, close, volume, filename
+                FROM read_parquet(?, union_by_name = true, filename = true)
                 WHERE symbol IN (SELECT unnest(?)) AND time < ?
             )
             SELECT * FROM bars
@@ -656,15 +695,23 @@ def stored_bars(data_output: Path, symbols: list[str], before: datetime, n: int)
             """,
             [files, symbols, before.astimezone(UTC).replace(tzinfo=None), n],
         ).fetchall()
-    except duckdb.Error as exc:
-        log.warning("could not read stored bars for warm-up: %s", exc)
-        return []
     finally:
         con.close()
-    return [
-        Bar(sym, t.replace(tzinfo=UTC), float(o), float(h), float(lo), float(c), float(v))
-        for t, sym, o, h, lo, c, v in rows
-    ]
+
+
+def _unreadable_footer(path: Path) -> bool:
+    try:
+        read_footer(path)
+    except (ParquetAppendError, OSError):
+        return True
+    return False
+
+
+def _damaged(path: Path) -> bool:
+    try:
+        return check_file(path) is not None
+    except (ParquetAppendError, OSError):
+        return True
 
 
 def open_engine(

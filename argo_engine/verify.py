@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from argo_engine.errors import RecoveryError
+from argo_engine.persistence.parquet_append import ParquetAppendError, check_file
 from argo_engine.persistence.runs import RunInfo, parse_run_number, read_run_yaml
 from argo_engine.persistence.schema import (
     JOURNAL_DIR,
@@ -55,8 +56,10 @@ def read_whole_parquet(path: Path) -> pa.Table:
 def verify_folder(folder: Path) -> list[str]:
     """Check one ``{date}/run_N`` folder.
 
-    Checks: every parquet file exists and reads back completely (page checksums verified
-    where written) with the DESIGN.md schema, keys are unique, market data is sorted and
+    Checks: every parquet file exists, matches the CRC-32 checksums of its data bytes and
+    footer that the engine records in the footer (files without them: written by an earlier
+    version), and reads back completely (page checksums verified where written) with the
+    DESIGN.md schema, keys are unique, market data is sorted and
     unique on (symbol, time), stats.yaml parses and its daily trade figures match
     trades.parquet, run.yaml exists and is readable, no journal data is left undrained, no
     recovery was left unfinished and no temporary file was left behind.
@@ -88,11 +91,18 @@ def _check(folder: Path, report: FolderReport) -> None:
                 problems.append(f"{path}: missing")
                 continue
             try:
+                # Damaged bytes can still decode (as wrong rows): the checksums the engine
+                # keeps in each file's footer are compared first.
+                mismatch = check_file(path)
+                if mismatch is not None:
+                    problems.append(f"{path}: damaged, {mismatch}")
+                    report.damaged.append(path)
+                    continue
                 read_whole_parquet(path)
                 described = con.execute(
                     "DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]
                 ).fetchall()
-            except (pa.ArrowException, OSError, duckdb.Error) as exc:
+            except (pa.ArrowException, OSError, duckdb.Error, ParquetAppendError) as exc:
                 problems.append(f"{path}: damaged, unreadable ({_one_line(exc)})")
                 report.damaged.append(path)
                 continue

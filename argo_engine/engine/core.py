@@ -53,6 +53,12 @@ from argo_engine.domain.orders import Fill, Order, OrderIntent
 from argo_engine.domain.records import LogEntry, Mark
 from argo_engine.engine.callbacks import EngineCallbacks, SessionInfo
 from argo_engine.engine.context import EngineContext
+from argo_engine.engine.rebuild import (
+    bar_from_row,
+    fill_from_row,
+    read_folder_rows,
+    replay_stats,
+)
 from argo_engine.engine.stats import StatsTracker, StrategyInfo
 from argo_engine.engine.validation import validate_bar
 from argo_engine.errors import (
@@ -75,7 +81,12 @@ from argo_engine.persistence.journal import (
     journal_holds_data,
     unseal_line,
 )
-from argo_engine.persistence.runs import RunInfo, open_run_folder, parse_run_number
+from argo_engine.persistence.runs import (
+    RunInfo,
+    find_session_runs,
+    open_run_folder,
+    parse_run_number,
+)
 from argo_engine.persistence.schema import JOURNAL_DIR, RECOVERY_MARKER, STATS_FILE
 from argo_engine.persistence.stats_yaml import (
     plain_document,
@@ -342,7 +353,14 @@ class TradingEngine:
         elif self.stats.trading_date != day:
             self.stats.roll_day(day)
         self._day_trade_ids = set(own.get("day_trade_ids", [])) if own is not None else set()
-        self._reconcile_with_files()
+        lost = self._reconcile_with_files()
+        if recovering or lost:
+            # Statistics are derived data: after a crash (rows may have been dropped with a
+            # damaged journal line, or derived again) they are rebuilt from the stored trades
+            # and bars, never carried on from a state that may disagree with them.
+            pnl = self._rebuild_stats(lost)
+            for fill in lost:
+                self.writers.append_fill(fill.with_pnl(pnl.get(fill.trade_id, fill.pnl)))
         self._replay_last_prices()
         for path in self.writers.corrupt_files:
             self.record_log(
@@ -412,21 +430,38 @@ class TradingEngine:
         except OSError as exc:
             raise persistence_error(exc, journal_dir) from exc
 
-    def _reconcile_with_files(self) -> None:
+    def _reconcile_with_files(self) -> list[Fill]:
         """Bring the restored state up to what the folder's journal and files hold.
 
         After a crash the saved state can lag the files: fills written after the last state save
         are applied again (stats, and the paper broker's books), every PENDING order is resolved
-        (see :meth:`_resolve_orders`), and the stream resumes after the last stored bar. Nothing
-        is sent to a broker twice.
+        (see :meth:`_resolve_orders`), and the stream resumes after the last stored bar. An
+        order stored FILLED whose fill row was lost (a damaged journal line) has its fill
+        resolved with the broker (see :meth:`_lost_fills`). Nothing is sent to a broker twice.
+
+        Returns:
+            The fills resolved again for FILLED orders without one, not yet stored: their
+            realized PnL is only known once the statistics are rebuilt in time order.
         """
         writers, stats, _ = self._require_day()
         if not writers.restored:
-            return  # a new folder: no journal, no files, nothing to reconcile
-        fills = [_fill_from_row(r) for r in writers.read_table("trades")]
+            return []  # a new folder: no journal, no files, nothing to reconcile
+        fills = [fill_from_row(r) for r in writers.read_table("trades")]
         filled_qty: dict[str, float] = {}
         for fill in fills:
             filled_qty[fill.order_id] = filled_qty.get(fill.order_id, 0.0) + fill.executed_qty
+        stored = [
+            bar_from_row(row)
+            for row in writers.query(
+                "SELECT symbol, time, open, high, low, close, volume FROM market_data "
+                "ORDER BY time, symbol"
+            )
+        ]
+        lost = self._lost_fills(filled_qty, stored)
+        for fill in lost:
+            filled_qty[fill.order_id] = filled_qty.get(fill.order_id, 0.0) + fill.executed_qty
+        fills.extend(lost)
+        resolved = {f.trade_id: f for f in lost}  # with the PnL booked below, where booked
         # The bars and fills stored after the state was saved, in the order they happened
         # (a bar, then the fills on it): each bar samples equity with the positions of its
         # time, so a drawdown within them counts, as it did before the crash.
@@ -435,16 +470,10 @@ class TradingEngine:
             for f in fills
             if f.trade_id not in self._day_trade_ids
         ]
-        for row in writers.query(
-            "SELECT symbol, time, open, high, low, close, volume FROM market_data"
-        ):
-            symbol, t, o, h, lo, c, v = row
-            assert isinstance(t, datetime)
-            when = t.replace(tzinfo=UTC)
-            last = self._last_time.get(str(symbol))  # the restored state's cursor
-            if last is None or when > last:
-                bar = Bar(str(symbol), when, *(float(str(x)) for x in (o, h, lo, c, v)))
-                events.append((when, bar.symbol, 0, "", bar))
+        for bar in stored:
+            last = self._last_time.get(bar.symbol)  # the restored state's cursor
+            if last is None or bar.time > last:
+                events.append((bar.time, bar.symbol, 0, "", bar))
         events.sort(key=lambda e: e[:4])
         replay = getattr(self.broker, "replay_fill", None)
         for *_, item in events:
@@ -453,12 +482,113 @@ class TradingEngine:
                 self._last_bar[item.symbol] = item
                 stats.on_bar(item)
                 continue
-            stats.record_fill(item)
+            booked = stats.record_fill(item)
+            if item.trade_id in resolved:
+                resolved[item.trade_id] = booked
             if replay is not None:
                 replay(item)
             self._day_trade_ids.add(item.trade_id)
             log.warning("recovered fill %s from the journal", item.trade_id)
         self._resolve_orders(filled_qty)
+        return list(resolved.values())
+
+    def _lost_fills(self, filled_qty: Mapping[str, float], bars: Sequence[Bar]) -> list[Fill]:
+        """Resolve with the broker the fills of FILLED orders that have no (complete) fill row.
+
+        A damaged journal line can take a fill while the order's FILLED row survives. The
+        paper broker derives the fill again from the stored bars (:meth:`PaperBroker.refill`);
+        a venue reports the order's trades (:meth:`Broker.recover`, asked as for an order
+        whose outcome is unknown). Each outcome is logged to logs.parquet; an order the
+        broker cannot account for is named there as a lost fill.
+        """
+        writers, _, _ = self._require_day()
+        missing = [
+            order
+            for order in (Order.from_dict(row) for row in writers.read_table("orders"))
+            if order.status is OrderStatus.FILLED
+            and filled_qty.get(order.order_id, 0.0) < order.quantity * (1 - 1e-9)
+        ]
+        if not missing:
+            return []
+        refill = getattr(self.broker, "refill", None)
+        found: list[Fill] = []
+        for order in missing:
+            if refill is not None:
+                got = refill(order, bars)
+                fills = [got] if got is not None else []
+            else:
+                asked = order.with_status(OrderStatus.PENDING)
+                fills = [
+                    f
+                    for update in self.broker.recover([asked])
+                    for f in update.fills
+                    if f.order_id == order.order_id
+                ]
+            if fills:
+                found.extend(fills)
+                self.record_log(
+                    f"fill of order {order.order_id} was lost from the journal; "
+                    f"resolved with the {self.broker.name} broker: "
+                    + ", ".join(
+                        f"{f.trade_id} {f.executed_qty:g} @ {f.executed_price:g}" for f in fills
+                    ),
+                    level=LogLevel.WARNING,
+                    fields={"order_id": order.order_id},
+                )
+            else:
+                self.record_log(
+                    f"fill of order {order.order_id} was lost from the journal and the "
+                    f"{self.broker.name} broker cannot tell it: the order stays FILLED "
+                    "without a trade row",
+                    level=LogLevel.ERROR,
+                    fields={"order_id": order.order_id},
+                )
+        return found
+
+    def _rebuild_stats(self, extra: Sequence[Fill]) -> dict[str, float]:
+        """Replace the statistics by a replay of the session's stored bars and fills.
+
+        Every folder of the session up to the open date is read (this folder through its
+        writers, which hold the rows recovered from the journal), plus ``extra`` fills not
+        stored yet.
+
+        Returns:
+            The realized PnL of each fill by trade id, booked in time order; empty when a
+            file of another folder is damaged (the restored statistics are kept then).
+        """
+        writers, _, day = self._require_day()
+        days: dict[date, tuple[list[Bar], list[Fill]]] = {}
+        own = self.folder.resolve() if self.folder is not None else None
+        for run_day, _, folder in find_session_runs(self.data_output, self.session_id):
+            if run_day > day or folder.resolve() == own:
+                continue
+            try:
+                bars, fills = read_folder_rows(folder)
+            except DataError as exc:
+                # Never rebuild from wrong rows: the restored figures stay (they were
+                # counted from the file before it was damaged), and the file is named.
+                self.record_log(
+                    f"statistics not rebuilt: {exc}",
+                    level=LogLevel.ERROR,
+                    fields={"folder": str(folder)},
+                )
+                return {}
+            got = days.setdefault(run_day, ([], []))
+            got[0].extend(bars)
+            got[1].extend(fills)
+        got = days.setdefault(day, ([], []))
+        got[0].extend(
+            bar_from_row(row)
+            for row in writers.query(
+                "SELECT symbol, time, open, high, low, close, volume FROM market_data"
+            )
+        )
+        got[1].extend(fill_from_row(r) for r in writers.read_table("trades"))
+        got[1].extend(extra)
+        tracker = self._new_stats(min(days))
+        pnl = replay_stats(tracker, days, day)
+        self.stats = tracker
+        return pnl
 
     def _replay_last_prices(self) -> None:
         """Give a local-book broker the last stored close of every symbol.
@@ -1502,31 +1632,6 @@ def _order_seq_of(order_id: str, run_number: int) -> int:
     if head.endswith(f"-r{run_number}") and tail.isdigit():
         return int(tail)
     return 0
-
-
-def _utc(value: object) -> datetime:
-    assert isinstance(value, datetime)
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def _fill_from_row(row: Mapping[str, Any]) -> Fill:
-    return Fill(
-        trade_id=str(row["trade_id"]),
-        order_id=str(row["order_id"]),
-        symbol=str(row["symbol"]),
-        side=Side(row["side"]),
-        quantity=float(row["quantity"]),
-        price=float(row["price"]),
-        timestamp=_utc(row["timestamp"]),
-        executed_at=_utc(row["executed_at"]),
-        executed_qty=float(row["executed_qty"]),
-        executed_price=float(row["executed_price"]),
-        commission=float(row["commission"]),
-        position_type=PositionType(row["position_type"]),
-        pnl=float(row["pnl"]),
-        commission_asset=str(row.get("commission_asset") or ""),
-        base_commission=float(row.get("base_commission") or 0.0),
-    )
 
 
 __all__ = ["ArgoError", "ClosedDay", "StreamResult", "TradingEngine", "load_state"]

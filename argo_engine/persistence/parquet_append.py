@@ -12,6 +12,14 @@ module walks the values generically (no generated classes), shifts the file offs
 row groups by where their bytes land, and re-assembles the footer. Field ids are those of the
 Parquet format specification (``FileMetaData``, ``RowGroup``, ``ColumnChunk``,
 ``ColumnMetaData``).
+
+Checksums: DuckDB writes no page checksums (its ``COPY`` has no option for them), and bytes
+damaged inside a page can still decode, as wrong rows. So every file this project writes
+carries a CRC-32 of its bytes in its own footer (key-value metadata ``argo.crc32``, readers
+ignore it): one of the data bytes (everything before the footer) and one of the footer
+without its key-value metadata. It is atomic with the file (no second file to keep in step
+across a crash), and an append extends the CRC of the bytes it keeps instead of reading them
+again (:func:`append_file`). :func:`check_file` recomputes both.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +44,7 @@ _NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, er
 _FMD_NUM_ROWS = 3
 _FMD_ROW_GROUPS = 4
 _FMD_SCHEMA = 2
+_FMD_KEY_VALUE = 5
 # RowGroup fields.
 _RG_COLUMNS = 1
 _RG_FILE_OFFSET = 5
@@ -372,6 +382,9 @@ def append_file(
             part_schema = value
     if part_schema != footer.schema:
         raise ParquetAppendError("the new rows have another parquet schema")
+    kept_crc = data_checksum(footer)
+    if kept_crc is None:
+        kept_crc = _crc_range(current, 0, footer.data_end)
     shift = footer.data_end - len(MAGIC)
     kept = () if supersede else footer.row_groups
     groups = [_shift_row_group(rg, shift, len(kept) + i) for i, rg in enumerate(part_groups)]
@@ -384,19 +397,136 @@ def append_file(
         data_end=footer.data_end + part_end - len(MAGIC),
         size=0,
     )
+    # The new data bytes are the kept ones, then the part's: its CRC extends theirs.
+    merged = with_checksum(merged, _crc_range(part, len(MAGIC), part_end - len(MAGIC), kept_crc))
     tail = encode_footer(merged)
     _write_all(out_fd, tail)
     return dataclasses.replace(merged, size=merged.data_end + len(tail))
 
 
+CHECKSUM_KEY = b"argo.crc32"
+
+
+def _crc_range(path: Path, start: int, length: int, crc: int = 0) -> int:
+    """CRC-32 of ``length`` bytes of ``path`` from ``start``, continuing ``crc``."""
+    with path.open("rb") as handle:
+        fd = handle.fileno()
+        offset, end = start, start + length
+        while offset < end:
+            chunk = os.pread(fd, min(end - offset, 1 << 20), offset)
+            if not chunk:
+                raise ParquetAppendError(f"{path} ends before byte {end}")
+            crc = zlib.crc32(chunk, crc)
+            offset += len(chunk)
+    return crc
+
+
+def _checksum_value(footer: Footer) -> bytes | None:
+    for fid, _, value in footer.head:
+        if fid == _FMD_KEY_VALUE:
+            for pair in value[1]:
+                fields = {f: v for f, _, v in pair}
+                if fields.get(1) == CHECKSUM_KEY:
+                    found = fields.get(2)
+                    return found if isinstance(found, bytes) else None
+    return None
+
+
+def data_checksum(footer: Footer) -> int | None:
+    """The CRC-32 of the data bytes that ``footer`` records, or None (none recorded)."""
+    value = _checksum_value(footer)
+    if value is None:
+        return None
+    try:
+        return int(value.split(b":")[0], 16)
+    except ValueError:
+        return None
+
+
+def footer_checksum(footer: Footer) -> int:
+    """CRC-32 of the footer as encoded without its key-value metadata."""
+    bare = dataclasses.replace(footer, head=tuple(f for f in footer.head if f[0] != _FMD_KEY_VALUE))
+    return zlib.crc32(encode_footer(bare))
+
+
+def with_checksum(footer: Footer, data_crc: int) -> Footer:
+    """``footer`` recording ``data_crc`` and its own checksum (other key-values kept)."""
+    value = f"{data_crc:08x}:{footer_checksum(footer):08x}".encode()
+    entry = [(1, TType.STRING, CHECKSUM_KEY), (2, TType.STRING, value)]
+    pairs: list[Any] = []
+    head: list[Field] = []
+    for fid, ftype, field_value in footer.head:
+        if fid == _FMD_KEY_VALUE:
+            pairs = [p for p in field_value[1] if {f: v for f, _, v in p}.get(1) != CHECKSUM_KEY]
+        else:
+            head.append((fid, ftype, field_value))
+    head.append((_FMD_KEY_VALUE, TType.LIST, (TType.STRUCT, [*pairs, entry])))
+    return dataclasses.replace(footer, head=tuple(sorted(head, key=lambda f: f[0])))
+
+
+def seal_file(path: Path) -> Footer:
+    """Record the checksums of a freshly written parquet file in its footer (in place).
+
+    For a file another writer produced (a DuckDB ``COPY``, pyarrow): the data bytes are read
+    once, and the footer is written again with the checksum entry.
+
+    Returns:
+        The file's new footer.
+
+    Raises:
+        ParquetAppendError: If the file is not a parquet file this module understands.
+        OSError: If it cannot be read or written.
+    """
+    footer = read_footer(path)
+    sealed = with_checksum(footer, _crc_range(path, 0, footer.data_end))
+    tail = encode_footer(sealed)
+    with path.open("r+b") as handle:
+        handle.seek(footer.data_end)
+        handle.write(tail)
+        handle.truncate()
+    return dataclasses.replace(sealed, size=footer.data_end + len(tail))
+
+
+def check_file(path: Path) -> str | None:
+    """Compare a parquet file with the checksums its footer records.
+
+    Returns:
+        What does not match (the data bytes or the footer), or None when both match or the
+        file records none (written by an earlier version, or by another tool).
+
+    Raises:
+        ParquetAppendError: If the footer cannot be read.
+        OSError: If the file cannot be read.
+    """
+    footer = read_footer(path)
+    value = _checksum_value(footer)
+    if value is None:
+        return None
+    try:
+        data_crc, footer_crc = (int(part, 16) for part in value.split(b":"))
+    except ValueError:
+        return f"unreadable checksum entry {value!r}"
+    if footer_checksum(footer) != footer_crc:
+        return "footer does not match its checksum"
+    if _crc_range(path, 0, footer.data_end) != data_crc:
+        return "data bytes do not match their checksum (CRC-32)"
+    return None
+
+
 __all__ = [
+    "CHECKSUM_KEY",
     "MAGIC",
     "Footer",
     "ParquetAppendError",
     "append_file",
+    "check_file",
     "data_bytes",
+    "data_checksum",
     "decode_struct",
     "encode_footer",
     "encode_struct",
+    "footer_checksum",
     "read_footer",
+    "seal_file",
+    "with_checksum",
 ]

@@ -105,8 +105,10 @@ from argo_engine.persistence.parquet_append import (
     Footer,
     ParquetAppendError,
     append_file,
+    check_file,
     data_bytes,
     read_footer,
+    seal_file,
 )
 from argo_engine.persistence.schema import (
     JOURNAL_DIR,
@@ -1339,6 +1341,7 @@ class RunWriters:
                 )
             except duckdb.IOException as exc:
                 raise _os_error(exc, tmp) from exc
+            _seal(tmp)
 
         atomic_write_with(table.path, produce)
         self.materializations += 1
@@ -1381,12 +1384,12 @@ class RunWriters:
         batch = pa.Table.from_struct_array(pa.array(rows, type=table.arrow_type))
         if not _sorted_by(batch, table.schema.order_by):
             batch = batch.sort_by([(c, "ascending") for c in table.schema.order_by])
-        atomic_write_with(
-            table.path,
-            lambda tmp: pq.write_table(
-                batch, tmp, use_dictionary=table.text_columns, store_schema=False
-            ),
-        )
+
+        def produce(tmp: Path) -> None:
+            pq.write_table(batch, tmp, use_dictionary=table.text_columns, store_schema=False)
+            _seal(tmp)
+
+        atomic_write_with(table.path, produce)
         self.materializations += 1
         table.unwritten = False
 
@@ -1571,18 +1574,7 @@ class RunWriters:
             self._track_keys()
 
     def _remove_stale_temps(self) -> None:
-        # Temp files of a crashed writer (parquet versions, stats.yaml, state) never hold the
-        # only copy of anything (the journal is truncated only after the replace, and stats.yaml
-        # and the state are rebuilt by recovery), so they are litter, not data. Our own pid's
-        # temps belong to a write in flight in this process.
-        own = f".{os.getpid()}.tmp"
-        for pattern in (".*.tmp", "tmp_.*.tmp"):
-            for path in self.folder.glob(pattern):
-                if path.is_file() and not path.name.endswith(own):
-                    try:
-                        path.unlink(missing_ok=True)
-                    except OSError as exc:
-                        raise persistence_error(exc, path) from exc
+        remove_stale_temps(self.folder)
 
     def _load_parquet(self, table: _Table) -> tuple[bool, bool]:
         """Load an existing parquet file.
@@ -1603,6 +1595,9 @@ class RunWriters:
         schema = table.schema
         keys = ", ".join(_quote(k) for k in schema.key)
         try:
+            # Damaged bytes can still decode, as wrong rows: the file's own checksums decide.
+            if check_file(path) is not None:
+                raise _ChecksumMismatch
             described = self._con.execute(
                 "DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]
             ).fetchall()
@@ -1625,7 +1620,7 @@ class RunWriters:
                 f"ORDER BY file_row_number DESC) = 1",
                 [*(value for _, value in absent), str(path)],
             )
-        except (duckdb.Error, _SchemaMismatch):
+        except (duckdb.Error, _SchemaMismatch, _ChecksumMismatch, ParquetAppendError):
             self._move_aside(path)
             return False, False
         return True, bool(absent)
@@ -1733,3 +1728,42 @@ class RunWriters:
 
 class _SchemaMismatch(Exception):
     """A parquet file whose columns differ from the schema (treated as unreadable)."""
+
+
+def remove_stale_temps(folder: Path) -> list[Path]:
+    """Remove the temp files a crashed writer left in a run folder.
+
+    Temp files of a crashed writer (parquet versions, stats.yaml, state) never hold the only
+    copy of anything (the journal is truncated only after the replace, and stats.yaml and the
+    state are rebuilt by recovery), so they are litter, not data. Our own pid's temps belong
+    to a write in flight in this process and are kept.
+
+    Returns:
+        The files removed.
+
+    Raises:
+        PersistenceError: If one cannot be removed.
+    """
+    own = f".{os.getpid()}.tmp"
+    removed: list[Path] = []
+    for pattern in (".*.tmp", "tmp_.*.tmp"):
+        for path in folder.glob(pattern):
+            if path.is_file() and not path.name.endswith(own):
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError as exc:
+                    raise persistence_error(exc, path) from exc
+                removed.append(path)
+    return removed
+
+
+class _ChecksumMismatch(Exception):
+    """A parquet file whose bytes differ from the checksums its footer records."""
+
+
+def _seal(tmp: Path) -> None:
+    """Record the checksums of a file just written by DuckDB or pyarrow in its footer."""
+    try:
+        seal_file(tmp)
+    except ParquetAppendError as exc:  # we just wrote it: not a parquet file is a bug
+        raise OSError(errno.EIO, f"cannot seal {tmp}: {exc}", str(tmp)) from exc

@@ -15,12 +15,15 @@ with the engine state; what happened after the last save is rebuilt from the eng
 journals: last prices through :meth:`PaperBroker.replay_bar`, fills through
 :meth:`PaperBroker.replay_fill`, accepted (resting) orders and orders that ended (cancelled,
 rejected) through :meth:`PaperBroker.replay_order`. An order the engine recorded but that never
-reached the broker is resolved by :meth:`PaperBroker.recover`: FAILED, never sent.
+reached the broker is resolved by :meth:`PaperBroker.recover`: FAILED, never sent. An order
+recorded FILLED whose fill row was lost gets its fill derived again from the stored bars
+(:meth:`PaperBroker.refill`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -178,6 +181,57 @@ class PaperBroker:
             for order in orders
             if order.order_id not in self._resting
         ]
+
+    def refill(self, order: Order, bars: Sequence[Bar]) -> Fill | None:
+        """The fill this broker gave ``order``, found again from the bars it was filled on.
+
+        For an order recorded FILLED whose fill row was lost (a damaged journal line): the
+        fill model is a pure function of the order and the stored bars, so the fill is
+        derived again, without booking it (the engine replays it in time order). A MARKET
+        order filled at its reference price (the close the strategy saw) at the time of the
+        symbol's last bar before it; a LIMIT order at the first later bar whose range
+        crosses its limit, at the price :meth:`on_bar` gives.
+
+        Args:
+            order: The FILLED order.
+            bars: Stored bars, in time order (any symbols).
+
+        Returns:
+            The fill (realized pnl 0, for the caller to book), or None when the bars do not
+            tell (the bar it filled on is not stored).
+        """
+        own = [b for b in bars if b.symbol == order.symbol]
+        if order.order_type is OrderType.MARKET:
+            seen = [b for b in own if b.time <= order.timestamp]
+            if not seen or not (math.isfinite(order.price) and order.price > 0):
+                return None
+            price, at = order.price, seen[-1].time
+        else:
+            for bar in own:
+                if bar.time <= order.timestamp:
+                    continue
+                if order.side is Side.BUY and bar.low <= order.price:
+                    price, at = min(order.price, bar.open), bar.time
+                    break
+                if order.side is Side.SELL and bar.high >= order.price:
+                    price, at = max(order.price, bar.open), bar.time
+                    break
+            else:
+                return None
+        return Fill(
+            trade_id=f"{order.order_id}-f1",
+            order_id=order.order_id,
+            symbol=order.symbol,
+            side=order.side,
+            quantity=order.quantity,
+            price=order.price,
+            timestamp=order.timestamp,
+            executed_at=at,
+            executed_qty=order.quantity,
+            executed_price=price,
+            commission=self.commission.fee(quantity=order.quantity, price=price),
+            position_type=order.position_type,
+        )
 
     def replay_fill(self, fill: Fill) -> None:
         """Apply a fill found in the journal but missing from restored state (crash recovery)."""

@@ -20,6 +20,18 @@ CASES = {
     "prefetch": ["--days", "1", "--symbols", "1"],
     "date_change": ["--days", "3"],
     "big_day": ["--symbols", "2", "--bars-per-symbol", "600", "--read-every", "0.02"],
+    "checksums": [
+        "--sizes",
+        "2000",
+        "--probe",
+        "50",
+        "--symbols",
+        "2",
+        "--bars-per-symbol",
+        "300",
+        "--repeats",
+        "1",
+    ],
     "orchestration": [
         "--short",
         "1",
@@ -55,6 +67,10 @@ def test_benchmark_prints_figures(name: str) -> None:
         # Every thread's CPU counts towards "one core"; the engine thread's is part of it.
         assert 0 < figures["engine_thread_cpu_s"] <= figures["cpu_s"]
         assert figures["cadence_bars_per_s"] == (1000 if name == "throughput-cadence" else None)
+    elif name == "checksums":
+        assert figures["writer"][0]["versions"] > 0
+        assert figures["writer"][0]["checksum_ms_per_version"] > 0
+        assert figures["engine"]["median_on"] > 0
     elif name == "persist_scaling":
         assert figures["data"] == "walk"
         assert len(figures["ours_bar_us"]) == 2

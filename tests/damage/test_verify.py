@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from argo_engine.cli import app
 from argo_engine.clock import FakeClock
+from argo_engine.persistence.parquet_append import check_file, data_checksum, read_footer
 from argo_engine.session import run_session
 from argo_engine.testing.feeds import ListFeed
 from argo_engine.verify import check_path, verify_path
@@ -126,3 +127,36 @@ def _can_list(path: Path) -> bool:
     except OSError:
         return False
     return True
+
+
+def _flip_64(path: Path, at: int) -> None:
+    data = bytearray(path.read_bytes())
+    for i in range(at - 32, at + 32):
+        data[i] ^= 0x5A
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("where", ["file", "data"])
+def test_64_flipped_bytes_inside_trades_are_found_and_quarantined(out: Path, where: str) -> None:
+    trades = out / "2025-10-01" / "run_1" / "trades.parquet"
+    footer = read_footer(trades)
+    # The middle of the file (a small file's footer is a large part of it), or of its
+    # data pages, where damaged bytes may still decode as rows.
+    _flip_64(trades, footer.size // 2 if where == "file" else footer.data_end // 2)
+    result = _verify(out)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    report = check_path(out)
+    assert list(report) == [trades.parent]
+    assert report[trades.parent].damaged == [trades]
+    assert str(trades) in result.output.replace("\n", "")
+    result = _verify(out, "--quarantine")
+    assert result.exit_code == 1
+    assert not trades.exists()
+    assert len(list(trades.parent.glob("trades.parquet.corrupt-*"))) == 1
+
+
+def test_every_file_the_engine_writes_carries_its_checksum(out: Path) -> None:
+    for path in sorted(out.glob("*/run_*/*.parquet")):
+        assert data_checksum(read_footer(path)) is not None, path
+        assert check_file(path) is None, path

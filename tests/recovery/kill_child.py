@@ -8,7 +8,9 @@ same inside the background flusher, counting engine-state, stats.yaml and run.ya
 while the engine thread waits for the flusher's job: at the end of the bar that handed the
 flush over, after a new folder's files are created, or at the roll while the closing date is
 finalized) |
-rollover (die right after the N-th day was closed, before the next day's folder exists).
+rollover (die right after the N-th day was closed, before the next day's folder exists) |
+bar-closed (as bar, but each closing date is finalized before the next bar: the folders of
+earlier dates are always closed when it dies).
 
 Time is injected (:class:`BarClock`): the monotonic clock moves on :data:`BAR_STEP_S` per bar
 (both symbols' bars of a minute make a minute), so flushes, stats.yaml writes and the spacing
@@ -114,7 +116,7 @@ def main() -> None:
     def on_stats(stats: Any) -> None:
         # Fires after the strategy and the order routing of the bar: a kill here loses the
         # unflushed tail of the bar's rows, exactly like a crash mid-session.
-        if mode == "bar" and counter["bars"] == n:
+        if mode in ("bar", "bar-closed") and counter["bars"] == n:
             die()
 
     def on_day_closed(day: Any, daily: Any) -> None:
@@ -154,6 +156,8 @@ def main() -> None:
             self.wait()
 
         writers_module.RunWriters._start = start_and_wait  # type: ignore[method-assign]
+
+    if mode in ("bgflush", "bar-closed"):
         finalize = writers_module.RunWriters.finalize_in_background
 
         def finalize_and_wait(
