@@ -93,6 +93,7 @@ from argo_engine.persistence.stats_yaml import (
     read_stats_yaml,
     write_stats_yaml,
 )
+from argo_engine.persistence.trade_ids import TradeIdLog
 from argo_engine.persistence.writers import RunWriters
 from argo_engine.ports import Broker, MarketDataFeed, OrderUpdate
 from argo_engine.settings import ArgoSettings
@@ -253,7 +254,9 @@ class TradingEngine:
         )
         self._accepted: Journal | None = None
         self._accepted_dirty = False
-        self._day_trade_ids: set[str] = set()
+        # The fills the engine has counted on the open date, in booking order (recovery
+        # replays the stored fills that are not in it).
+        self._day_trades: TradeIdLog | None = None
         self._stats_dirty = True
         self._next_stats_at = 0.0
         self._stats_earliest = 0.0
@@ -352,7 +355,7 @@ class TradingEngine:
             self.stats = self._new_stats(day)
         elif self.stats.trading_date != day:
             self.stats.roll_day(day)
-        self._day_trade_ids = set(own.get("day_trade_ids", [])) if own is not None else set()
+        self._day_trades = self._open_trade_log(folder, own)
         lost = self._reconcile_with_files()
         if recovering or lost:
             # Statistics are derived data: after a crash (rows may have been dropped with a
@@ -446,6 +449,8 @@ class TradingEngine:
         writers, stats, _ = self._require_day()
         if not writers.restored:
             return []  # a new folder: no journal, no files, nothing to reconcile
+        trades = self._day_trades
+        assert trades is not None
         fills = [fill_from_row(r) for r in writers.read_table("trades")]
         filled_qty: dict[str, float] = {}
         for fill in fills:
@@ -466,9 +471,7 @@ class TradingEngine:
         # (a bar, then the fills on it): each bar samples equity with the positions of its
         # time, so a drawdown within them counts, as it did before the crash.
         events: list[tuple[datetime, str, int, str, Bar | Fill]] = [
-            (f.executed_at, f.symbol, 1, f.trade_id, f)
-            for f in fills
-            if f.trade_id not in self._day_trade_ids
+            (f.executed_at, f.symbol, 1, f.trade_id, f) for f in fills if f.trade_id not in trades
         ]
         for bar in stored:
             last = self._last_time.get(bar.symbol)  # the restored state's cursor
@@ -487,7 +490,7 @@ class TradingEngine:
                 resolved[item.trade_id] = booked
             if replay is not None:
                 replay(item)
-            self._day_trade_ids.add(item.trade_id)
+            trades.book(item.trade_id)
             log.warning("recovered fill %s from the journal", item.trade_id)
         self._resolve_orders(filled_qty)
         return list(resolved.values())
@@ -604,6 +607,20 @@ class TradingEngine:
         for bar in self._last_bar.values():
             replay_bar(bar)
 
+    @staticmethod
+    def _open_trade_log(folder: Path, own: Mapping[str, Any] | None) -> TradeIdLog:
+        """The folder's log of counted fills, cut to what its saved state counts.
+
+        A state saved before the log existed holds the ids themselves (``day_trade_ids``);
+        they are booked into a new log, in no particular order.
+        """
+        if own is None or "day_trade_ids" in own:
+            trades = TradeIdLog(folder / JOURNAL_DIR, None)
+            for trade_id in own.get("day_trade_ids", []) if own is not None else []:
+                trades.book(str(trade_id))
+            return trades
+        return TradeIdLog(folder / JOURNAL_DIR, int(own.get("day_trades_counted", 0)))
+
     def _resolve_orders(self, filled_qty: Mapping[str, float]) -> None:
         """Resolve every order the folder's journal holds against the broker, after a restart.
 
@@ -620,6 +637,8 @@ class TradingEngine:
             filled_qty: Quantity filled per order id, from the folder's trades.
         """
         writers, stats, _ = self._require_day()
+        trades = self._day_trades
+        assert trades is not None
         local = self._replay_order
         open_at_broker = {o.order_id for o in self.broker.open_orders()}
         accepted = self._read_accepted()
@@ -662,11 +681,11 @@ class TradingEngine:
             # Ask the broker (the venue, for real brokers) what became of them; never resend.
             for update in self.broker.recover(unknown):
                 for fill in update.fills:
-                    if fill.trade_id in self._day_trade_ids:
+                    if fill.trade_id in trades:
                         continue
                     booked = stats.record_fill(fill)
                     writers.append_fill(booked)
-                    self._day_trade_ids.add(booked.trade_id)
+                    trades.book(booked.trade_id)
                     if stats.last_unmatched_qty:
                         self._log_unmatched(booked, stats.last_unmatched_qty)
                 writers.append_order(update.order)
@@ -829,6 +848,7 @@ class TradingEngine:
         """
         writers, _, _ = self._require_day()
         assert self.folder is not None
+        trades, counted = self._day_trades, self._counted_trades()
         data = self._state_bytes()
         document = plain_document(self._stats_document())
         folder = self.folder
@@ -837,6 +857,8 @@ class TradingEngine:
 
         def after_sync() -> None:
             (folder / JOURNAL_DIR).mkdir(exist_ok=True)
+            if trades is not None:
+                trades.sync_to(counted)  # before the state that counts them
             atomic_write_bytes(folder / JOURNAL_DIR / STATE_FILE, data)
             write_stats_yaml(folder / STATS_FILE, document)
 
@@ -901,15 +923,21 @@ class TradingEngine:
         if self.writers is not None:
             # A background flush may be writing an older state to the same file.
             self.writers.wait()
+        counted = self._counted_trades()
         data = self._state_bytes()
         if self.writers is not None:
             # The state must never claim more than the files hold: rows first, then state.
             self.writers.sync()
         journal = self.folder / JOURNAL_DIR
         journal.mkdir(exist_ok=True)
+        if self._day_trades is not None:
+            self._day_trades.sync_to(counted)
         atomic_write_bytes(journal / STATE_FILE, data)
         # The saved broker state now holds every order accepted so far.
         self._drain_accepted()
+
+    def _counted_trades(self) -> int:
+        return len(self._day_trades) if self._day_trades is not None else 0
 
     def _state_bytes(self) -> bytes:
         """The engine state as JSON bytes: a snapshot that later bars cannot change.
@@ -935,8 +963,9 @@ class TradingEngine:
             "broker": self.broker.save_state(),
             "stats": self.stats.to_state(),
             "cache": self.context.cache,
-            # Unsorted: a sort per state save grew with the day's fills (74 ms at 200k).
-            "day_trade_ids": list(self._day_trade_ids),
+            # How many lines of .journal/trade-ids.txt this state counts (the ids themselves
+            # would make every state save grow with the date's fills).
+            "day_trades_counted": self._counted_trades(),
         }
         try:
             return orjson.dumps(state, default=_json_default)
@@ -953,6 +982,7 @@ class TradingEngine:
         """
         after_sync = None
         if with_state and self.folder is not None and self.stats is not None:
+            trades, counted = self._day_trades, self._counted_trades()
             data = self._state_bytes()
             document = plain_document(self._stats_document())
             folder = self.folder
@@ -966,6 +996,8 @@ class TradingEngine:
 
             def after_sync() -> None:
                 (folder / JOURNAL_DIR).mkdir(exist_ok=True)
+                if trades is not None:
+                    trades.sync_to(counted)  # before the state that counts them
                 atomic_write_bytes(folder / JOURNAL_DIR / STATE_FILE, data)
                 if accepted is not None and not accepted.truncate_if_unchanged(accepted_generation):
                     # Accepted after the snapshot: those lines must wait for the next state.
@@ -1382,12 +1414,14 @@ class TradingEngine:
 
     def _apply(self, updates: Sequence[OrderUpdate]) -> None:
         writers, stats, _ = self._require_day()
+        trades = self._day_trades
+        assert trades is not None
         for update in updates:
             order = update.order
             for fill in update.fills:
                 booked = stats.record_fill(fill)
                 writers.append_fill(booked, durable=self._durable_orders)
-                self._day_trade_ids.add(booked.trade_id)
+                trades.book(booked.trade_id)
                 self._counts["fills"] += 1
                 if stats.last_unmatched_qty:
                     self._log_unmatched(booked, stats.last_unmatched_qty)

@@ -27,7 +27,7 @@ Write path of a row (DESIGN.md "Folder layout"):
    scheduled so that the copies grow no faster than the data: after one that took ``w``
    seconds and left a file of ``S`` bytes, the next non-forced one of that table waits
    ``max(flush_interval_s, w / max_write_share, flush_interval_s * (S / _VISIBLE_BYTES)**2)``
-   (a file up to 4 MiB: one flush interval), unless the rows not yet in the file reach
+   (a file up to 1 MiB: one flush interval), unless the rows not yet in the file reach
    ``_VERSION_GROWTH`` (half) of those in it first (and at least ``_GROWTH_MIN_ROWS``).
    Durability never waits for them; the journal holds every row the file lacks meanwhile.
 
@@ -254,15 +254,19 @@ _DEAD_BYTES_MIN = 4 << 20
 # Version schedule of a table's file (every new version copies the whole file, so its cost
 # grows with the file; the schedule makes the copies grow no faster than the data):
 # - a file up to _VISIBLE_BYTES gets a new version every flush interval while rows arrive
-#   (readers see new rows within one interval: the seed's 1m bars of tens of symbols stay far
-#   below it all day);
-# - a larger one waits interval * (size / _VISIBLE_BYTES) ** 2: what the time rule copies
-#   per interval, _VISIBLE_BYTES ** 2 / size, shrinks as the file grows, so the cost per row
-#   of a slow stream stays that of a small file (a 41 MB file: 100 s; 410 MB: 2.8 h), or
+#   (readers see new rows within one interval);
+# - a larger one waits interval * (size / _VISIBLE_BYTES) ** 2 after its last version: what
+#   the time rule copies per interval, _VISIBLE_BYTES ** 2 / size, shrinks as the file grows,
+#   so the cost per row of a slow stream stays that of a small file (a 41 MB file: 26 min).
+#   1 MiB, not more: the most a trickle pays per interval is one copy of a 1 MiB file, about
+#   the fixed cost of a version (at 4 MiB a file just above it cost 1.6-2.2x a small one's
+#   per row; bench persist_scaling). Readers of rows that arrive in bursts still see them
+#   within one interval while the wait is shorter than the bursts' spacing: the seed's 1m
+#   bars of 50 symbols (~3 MB a day) wait at most ~9 s, well within their minute; or
 # - sooner, once the rows not yet in the file reach _VERSION_GROWTH of the rows in it: the
 #   copies of a growing file then add up to (1 + g) / g of its final size (3x at 0.5), and
 #   at least _GROWTH_MIN_ROWS (a small file follows the time alone, max_write_share included).
-_VISIBLE_BYTES = 4 << 20
+_VISIBLE_BYTES = 1 << 20
 _VERSION_GROWTH = 0.5
 _GROWTH_MIN_ROWS = 20_000
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import orjson
 import pytest
 import yaml
 
@@ -131,3 +132,30 @@ def test_bars_journaled_after_the_state_still_count_for_drawdown(tmp_path: Path)
     for block in ("daily", "cumulative"):
         assert stats[block]["trade_result"]["max_drawdown_abs"] == pytest.approx(20.0)
         assert stats[block]["trade_result"]["max_drawdown"] == pytest.approx(0.02)
+
+
+def test_the_state_counts_the_dates_fills_without_holding_their_ids(tmp_path: Path) -> None:
+    # The ids of the fills the state counts are in .journal/trade-ids.txt, in booking order;
+    # the state holds their number, so its size does not grow with the date's fills.
+    orders: dict[tuple[str, object], list[dict[str, object]]] = {
+        (SYMBOL, bar.time): [{"side": Side.BUY if i % 2 == 0 else Side.SELL, "quantity": 1.0}]
+        for i, bar in enumerate(BARS[:8])
+    }
+    settings = _settings(tmp_path, BARS, {"commission": "fixed_rate"}, {})
+    clock = FakeClock(T0)
+    run_session(settings, plan=start_session(settings, session_id="s1", clock=clock),
+                clock=clock, strategy=ScriptedOrders(orders))  # fmt: skip
+    folder = tmp_path / "out" / T0.date().isoformat() / "run_1"
+    state = orjson.loads((folder / ".journal" / "engine-state.json").read_bytes())
+    con = duckdb.connect()
+    try:
+        stored = con.execute(
+            f"SELECT trade_id FROM read_parquet('{folder}/trades.parquet') ORDER BY executed_at"
+        ).fetchall()
+    finally:
+        con.close()
+    assert len(stored) == 8
+    assert "day_trade_ids" not in state
+    assert state["day_trades_counted"] == 8
+    logged = (folder / ".journal" / "trade-ids.txt").read_text().split()
+    assert logged == [t for (t,) in stored]
