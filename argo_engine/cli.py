@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from argo_engine.errors import ArgoError
 from argo_engine.options import RunOptions, parse_params
@@ -316,42 +313,6 @@ class _ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
     @stream.setter
     def stream(self, value: Any) -> None:
         pass
-
-
-def install_stop_signals(stop: threading.Event) -> None:
-    """Set ``stop`` on SIGINT/SIGTERM so the engine flushes and exits cleanly."""
-
-    def handler(signum: int, frame: object) -> None:
-        stop.set()
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, handler)
-        signal.signal(signal.SIGTERM, handler)
-
-
-def summary_table(rows: list[dict[str, Any]]) -> Table:
-    """A table of per-day results that fits 80 columns (dates whole, figures uncut)."""
-    from argo_engine.terminal import add_column, compact_table, money, percent
-
-    table = compact_table("Session summary")
-    add_column(table, "date", whole=True)
-    add_column(table, "run")
-    for col in ("trades", "win rate", "realized", "unrealized", "total", "max dd"):
-        add_column(table, col, numeric=True)
-    for row in rows:
-        daily = row["daily"]
-        res, pnl = daily.get("trade_result", {}), daily.get("trade_pnl", {})
-        table.add_row(
-            row["date"],
-            row["run_id"],
-            str(res.get("number_of_trades", 0)),
-            percent(res.get("win_rate")),
-            money(pnl.get("realized_pnl")),
-            money(pnl.get("unrealized_pnl")),
-            money(pnl.get("total_pnl")),
-            percent(res.get("max_drawdown")),
-        )
-    return table
 
 
 def main() -> None:

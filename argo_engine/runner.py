@@ -122,7 +122,7 @@ def _run_live(
     use_prefect: bool,
 ) -> list[dict[str, Any]]:
     from argo_engine import session
-    from argo_engine.cli import install_stop_signals, summary_table
+    from argo_engine.terminal import install_stop_signals, summary_table
 
     status = StatusLine()
     observer = status.callbacks()

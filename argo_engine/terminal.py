@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
 from rich import box
@@ -75,3 +77,37 @@ def money(value: float | None) -> str:
 def percent(value: float | None) -> str:
     """A fraction as a percentage (0.045 -> 4.50%)."""
     return f"{float(value or 0.0):.2%}"
+
+
+def install_stop_signals(stop: threading.Event) -> None:
+    """Set ``stop`` on SIGINT/SIGTERM so the engine flushes and exits cleanly."""
+
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGTERM, handler)
+
+
+def summary_table(rows: list[dict[str, Any]]) -> Table:
+    """A table of per-day results that fits 80 columns (dates whole, figures uncut)."""
+    table = compact_table("Session summary")
+    add_column(table, "date", whole=True)
+    add_column(table, "run")
+    for col in ("trades", "win rate", "realized", "unrealized", "total", "max dd"):
+        add_column(table, col, numeric=True)
+    for row in rows:
+        daily = row["daily"]
+        res, pnl = daily.get("trade_result", {}), daily.get("trade_pnl", {})
+        table.add_row(
+            row["date"],
+            row["run_id"],
+            str(res.get("number_of_trades", 0)),
+            percent(res.get("win_rate")),
+            money(pnl.get("realized_pnl")),
+            money(pnl.get("unrealized_pnl")),
+            money(pnl.get("total_pnl")),
+            percent(res.get("max_drawdown")),
+        )
+    return table
