@@ -279,10 +279,10 @@ def _configure_logging(level: str) -> None:
     # Its first start creates and migrates a new database: on a loaded or small machine that
     # takes longer than Prefect's 20 s default, which would fail the run before it starts.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    # The console shows warnings and errors only (the status line is the console output), but
-    # the engine's own logger stays at INFO: inside a Prefect run its records also go to the
-    # run logs (flows/logs.py), which a level set on the logger would starve. The threshold is
-    # the console handler's.
+    # The console shows warnings and errors only (the status line is the console output).
+    # The engine's logger gets the same threshold: Prefect's own console handler sits on the
+    # root logger too, and INFO records reaching it would flood the status line. (So engine
+    # INFO records of an in-process flow run stay out of its run logs; a worker's do not.)
     console_level = max(getattr(logging, level.upper(), logging.INFO), logging.WARNING)
     root = logging.getLogger()
     console = next((h for h in root.handlers if isinstance(h, _ConsoleHandler)), None)
@@ -293,7 +293,7 @@ def _configure_logging(level: str) -> None:
     console.setLevel(console_level)
     if root.level == logging.NOTSET or root.level < logging.WARNING:
         root.setLevel(logging.WARNING)
-    logging.getLogger("argo_engine").setLevel(logging.INFO)
+    logging.getLogger("argo_engine").setLevel(console_level)
 
 
 class _ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
