@@ -14,7 +14,7 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -646,9 +646,46 @@ def stored_bars(data_output: Path, symbols: list[str], before: datetime, n: int)
     """
     from argo_engine.prefetch import stored_files
 
-    files = stored_files(data_output)
-    if not files or n <= 0:
+    everything = stored_files(data_output)
+    if not everything or n <= 0:
         return []
+    # Read the newest trading dates first and widen only while a symbol lacks bars: a date's
+    # bars are all older than the next date's, so the newest dates that give n bars per
+    # symbol hold the last n. Reading every date of the data output made each warm-up (one
+    # per trading date under Prefect) cost more the longer the session had run.
+    dated: dict[str, list[str]] = {}
+    undated: list[str] = []
+    for f in everything:
+        day = Path(f).parent.parent.name
+        try:
+            # A day of slack above: a trading date can start before midnight UTC.
+            keep = date.fromisoformat(day) <= (before + timedelta(days=1)).date()
+        except ValueError:
+            undated.append(f)  # the prefetch cache: history of any date
+            continue
+        if keep:
+            dated.setdefault(day, []).append(f)
+    days = sorted(dated, reverse=True)
+    span = 2
+    while True:
+        files = [f for d in days[:span] for f in dated[d]] + undated
+        rows = _checked_last_bars(files, symbols, before, n) if files else []
+        counts: dict[str, int] = {}
+        for row in rows:
+            counts[str(row[1])] = counts.get(str(row[1]), 0) + 1
+        if span >= len(days) or all(counts.get(s, 0) >= n for s in symbols):
+            break
+        span *= 2
+    return [
+        Bar(sym, t.replace(tzinfo=UTC), float(o), float(h), float(lo), float(c), float(v))
+        for t, sym, o, h, lo, c, v, _ in rows
+    ]
+
+
+def _checked_last_bars(
+    files: list[str], symbols: list[str], before: datetime, n: int
+) -> list[tuple[Any, ...]]:
+    """:func:`_last_bars` over ``files``, leaving out unreadable and damaged ones (logged)."""
     checked: set[str] = set()
     while True:
         try:
@@ -670,10 +707,7 @@ def stored_bars(data_output: Path, symbols: list[str], before: datetime, n: int)
         files = [f for f in files if f not in bad]
         if not files:
             return []
-    return [
-        Bar(sym, t.replace(tzinfo=UTC), float(o), float(h), float(lo), float(c), float(v))
-        for t, sym, o, h, lo, c, v, _ in rows
-    ]
+    return rows
 
 
 def _last_bars(
