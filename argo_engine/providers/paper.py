@@ -107,12 +107,8 @@ class PaperBroker:
         for order in list(self._resting.values()):
             if order.symbol != bar.symbol or order.timestamp >= bar.time:
                 continue
-            limit = order.price
-            if order.side is Side.BUY and bar.low <= limit:
-                price = min(limit, bar.open)
-            elif order.side is Side.SELL and bar.high >= limit:
-                price = max(limit, bar.open)
-            else:
+            price = _limit_fill_price(order, bar)
+            if price is None:
                 continue
             del self._resting[order.order_id]
             self._reserved_cash.pop(order.order_id, None)
@@ -210,28 +206,14 @@ class PaperBroker:
             for bar in own:
                 if bar.time <= order.timestamp:
                     continue
-                if order.side is Side.BUY and bar.low <= order.price:
-                    price, at = min(order.price, bar.open), bar.time
-                    break
-                if order.side is Side.SELL and bar.high >= order.price:
-                    price, at = max(order.price, bar.open), bar.time
+                crossed = _limit_fill_price(order, bar)
+                if crossed is not None:
+                    price, at = crossed, bar.time
                     break
             else:
                 return None
-        return Fill(
-            trade_id=f"{order.order_id}-f1",
-            order_id=order.order_id,
-            symbol=order.symbol,
-            side=order.side,
-            quantity=order.quantity,
-            price=order.price,
-            timestamp=order.timestamp,
-            executed_at=at,
-            executed_qty=order.quantity,
-            executed_price=price,
-            commission=self.commission.fee(quantity=order.quantity, price=price),
-            position_type=order.position_type,
-        )
+        fee = self.commission.fee(quantity=order.quantity, price=price)
+        return _paper_fill(order, 1, price, at, fee)
 
     def replay_fill(self, fill: Fill) -> None:
         """Apply a fill found in the journal but missing from restored state (crash recovery)."""
@@ -397,20 +379,38 @@ class PaperBroker:
         self._book(order.symbol, order.side, order.position_type, order.quantity, price, fee, at)
         seq = self._fill_seq.get(order.order_id, 0) + 1
         self._fill_seq[order.order_id] = seq
-        fill = Fill(
-            trade_id=f"{order.order_id}-f{seq}",
-            order_id=order.order_id,
-            symbol=order.symbol,
-            side=order.side,
-            quantity=order.quantity,
-            price=order.price,
-            timestamp=order.timestamp,
-            executed_at=at,
-            executed_qty=order.quantity,
-            executed_price=price,
-            commission=fee,
-            position_type=order.position_type,
-        )
+        fill = _paper_fill(order, seq, price, at, fee)
         self._fill_seq.pop(order.order_id, None)
         filled = order.with_status(OrderStatus.FILLED)
         return OrderUpdate(filled, (fill,))
+
+
+def _limit_fill_price(order: Order, bar: Bar) -> float | None:
+    """The price a LIMIT order fills at on ``bar``, or None when the bar does not cross it.
+
+    A BUY fills when the bar's low reaches the limit, a SELL when its high does; a bar that
+    opens beyond the limit fills at its open (the better price).
+    """
+    if order.side is Side.BUY and bar.low <= order.price:
+        return min(order.price, bar.open)
+    if order.side is Side.SELL and bar.high >= order.price:
+        return max(order.price, bar.open)
+    return None
+
+
+def _paper_fill(order: Order, seq: int, price: float, at: datetime, fee: float) -> Fill:
+    """The paper broker's whole fill of ``order``: its ``seq``-th fill, ``{order_id}-f{seq}``."""
+    return Fill(
+        trade_id=f"{order.order_id}-f{seq}",
+        order_id=order.order_id,
+        symbol=order.symbol,
+        side=order.side,
+        quantity=order.quantity,
+        price=order.price,
+        timestamp=order.timestamp,
+        executed_at=at,
+        executed_qty=order.quantity,
+        executed_price=price,
+        commission=fee,
+        position_type=order.position_type,
+    )
