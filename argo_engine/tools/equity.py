@@ -14,11 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
 import orjson
 
-from argo_engine.domain.enums import PositionType, Side
 from argo_engine.domain.ledger import PnlMethod
 from argo_engine.domain.market import Bar
 from argo_engine.domain.orders import Fill
@@ -61,36 +59,6 @@ class EquityCurve:
     def drawdown(self) -> list[float]:
         """Equity minus its running peak at each point (0 or negative)."""
         return [e - p for e, p in zip(self.equity, self.peak, strict=True)]
-
-
-def fill_from_row(row: Sequence[Any]) -> Fill:
-    """A :class:`Fill` from a trades row in DESIGN.md column order (extra columns ignored)."""
-    (order_id, symbol, side, quantity, price, timestamp, executed_at, executed_qty,
-     executed_price, commission, pnl, position_type, trade_id, commission_asset,
-     base_commission) = row[:15]  # fmt: skip
-    return Fill(
-        trade_id=str(trade_id),
-        order_id=str(order_id),
-        symbol=str(symbol),
-        side=Side(side),
-        quantity=float(quantity),
-        price=float(price),
-        timestamp=_utc(timestamp),
-        executed_at=_utc(executed_at),
-        executed_qty=float(executed_qty),
-        executed_price=float(executed_price),
-        commission=float(commission),
-        position_type=PositionType(position_type),
-        pnl=float(pnl),
-        commission_asset=str(commission_asset or ""),
-        base_commission=float(base_commission or 0.0),
-    )
-
-
-def _utc(value: Any) -> datetime:
-    if not isinstance(value, datetime):
-        raise TypeError(f"expected a timestamp, got {value!r}")
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def replay_equity(

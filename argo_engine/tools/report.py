@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from argo_engine.domain.ledger import PnlMethod
-from argo_engine.domain.market import Bar
+from argo_engine.engine.rebuild import bar_from_row, fill_from_row
 from argo_engine.errors import ConfigurationError
 from argo_engine.persistence.files import load_yaml
 from argo_engine.persistence.schema import STATS_FILE
@@ -32,7 +32,6 @@ from argo_engine.tools.catalog import RunFolder, connect, run_folders
 from argo_engine.tools.equity import (
     EquityCurve,
     downsample,
-    fill_from_row,
     recorded_capital_and_method,
     replay_equity,
 )
@@ -192,17 +191,18 @@ def _replay(data_output: Path, session_id: str, capital: float, method: PnlMetho
             "FROM market_data WHERE session_id = ? ORDER BY symbol, time",
             [session_id],
         ).fetchall()
-        fill_rows = con.execute(
+        cursor = con.execute(
             "SELECT DISTINCT ON (trade_id) order_id, symbol, side, quantity, price, timestamp, "
             "executed_at, executed_qty, executed_price, commission, pnl, position_type, "
             "trade_id, commission_asset, base_commission FROM trades WHERE session_id = ? "
             "ORDER BY trade_id, date, run",
             [session_id],
-        ).fetchall()
+        )
+        names = [d[0] for d in cursor.description or ()]
+        fills = [fill_from_row(dict(zip(names, r, strict=True))) for r in cursor.fetchall()]
     finally:
         con.close()
-    bars = [Bar(s, t.replace(tzinfo=UTC), o, h, lo, c, v) for s, t, o, h, lo, c, v in bar_rows]
-    return replay_equity(bars, [fill_from_row(r) for r in fill_rows], capital, method)
+    return replay_equity([bar_from_row(r) for r in bar_rows], fills, capital, method)
 
 
 def _disagreements(report: SessionReport) -> list[str]:
