@@ -189,13 +189,9 @@ def _svg_uri(svg: str) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
 
 
-def _report_path(data_output: Path, session_id: str) -> Path:
-    return session.report_path(data_output, session_id)
-
-
 def _report_link(summary: dict[str, Any], session_id: str) -> str:
     # A run folder is {data_output}/{date}/run_N.
-    return _path_text(_report_path(Path(summary["folder"]).parent.parent, session_id))
+    return _path_text(session.report_path(Path(summary["folder"]).parent.parent, session_id))
 
 
 def _path_text(path: Path) -> str:
