@@ -64,9 +64,7 @@ version (``pyarrow.parquet.ParquetFile`` on an open file, or DuckDB on
 from __future__ import annotations
 
 import errno
-import functools
 import math
-import operator
 import os
 import threading
 import time
@@ -74,19 +72,18 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from argo_engine.clock import Clock
 from argo_engine.domain import Bar, Fill, LogEntry, Mark, Order
 from argo_engine.errors import ConfigurationError, DataError, PersistenceError
+from argo_engine.persistence.connection_pool import _CLOSED, _connections
 from argo_engine.persistence.files import (
     atomic_write_with,
     fsync_dir,
@@ -95,8 +92,6 @@ from argo_engine.persistence.files import (
 )
 from argo_engine.persistence.journal import (
     Journal,
-    encode_batch_line,
-    encode_rows,
     read_journal,
     read_tagged_journal,
 )
@@ -118,11 +113,19 @@ from argo_engine.persistence.schema import (
     ORDERS,
     TABLES,
     TRADES,
-    TableSchema,
+)
+from argo_engine.persistence.table_encoding import (
+    _EPOCH,
+    _ONE_US,
+    Row,
+    _opt_us,
+    _quote,
+    _sort_key,
+    _sorted_by,
+    _Table,
+    _us,
 )
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_US = timedelta(microseconds=1)
 # Stands for "no bar yet" in RunWriters._bar_time (compared by identity; never a bar's time).
 _NO_TIME = datetime(1, 1, 1, tzinfo=UTC)
 _NO_TIME_US = (_NO_TIME - _EPOCH) // _ONE_US
@@ -133,66 +136,8 @@ _SPILL_ROWS = 50_000
 # Buffered bars that make a flush due before its interval (a fast replay within one date).
 _EARLY_FLUSH_ROWS = 20_000
 
-_ARROW_TYPES: dict[str, pa.DataType] = {
-    "VARCHAR": pa.string(),
-    "DOUBLE": pa.float64(),
-    "BIGINT": pa.int64(),
-    "TIMESTAMP": pa.timestamp("us"),
-}
-
 _BATCH = "_argo_batch"
 _FRESH = "_argo_fresh"
-
-
-class _ConnectionPool:
-    """In-memory DuckDB databases kept for the next writer (a connect costs ~13 ms).
-
-    A session closes dates in the background while the next streams, so several are in use
-    at a time. A released database keeps its (emptied) tables: dropping and creating the five
-    tables again cost ~3 ms of every date, on the engine thread for the creation.
-    """
-
-    def __init__(self, keep: int) -> None:
-        self._keep = keep
-        self._idle: list[duckdb.DuckDBPyConnection] = []
-        self._lock = threading.Lock()
-
-    def acquire(self) -> tuple[duckdb.DuckDBPyConnection, bool]:
-        """A database, and whether it already holds every table of TABLES, empty."""
-        with self._lock:
-            if self._idle:
-                return self._idle.pop(), True
-        # One DuckDB thread: the flusher's work must leave the other core(s) to the engine
-        # thread, and its batches are small.
-        return duckdb.connect(config={"threads": 1}), False
-
-    def release(self, con: duckdb.DuckDBPyConnection, loaded: list[str], *, ready: bool) -> None:
-        """Keep ``con`` for the next writer once the tables rows were loaded into are empty.
-
-        Args:
-            con: The database.
-            loaded: Tables that may hold rows.
-            ready: Whether every table of TABLES exists in ``con`` (with its schema).
-        """
-        if not ready:
-            con.close()
-            return
-        try:
-            for name in loaded:
-                # An idle database holds no rows (memory), and nothing a next writer reads.
-                con.execute(f"TRUNCATE {name}")
-        except duckdb.Error:
-            con.close()  # not reusable; its memory goes with it
-            return
-        with self._lock:
-            if len(self._idle) < self._keep:
-                self._idle.append(con)
-                return
-        con.close()
-
-
-# The dates closing in the background (engine._MAX_CLOSING) plus the open one, and a spare.
-_connections = _ConnectionPool(keep=6)
 
 
 class _ExecutorPool:
@@ -226,15 +171,6 @@ class _ExecutorPool:
 
 _executors = _ExecutorPool(keep=6)
 
-
-class _ClosedConnection:
-    """Stands in for the released connection: any use is a bug, and says so."""
-
-    def __getattr__(self, name: str) -> object:
-        raise RuntimeError("the writers are closed (their DuckDB connection was released)")
-
-
-_CLOSED: Any = _ClosedConnection()
 
 # The bytes of each table's file when it holds no rows (see RunWriters._write_empty).
 _EMPTY_FILES: dict[str, bytes] = {}
@@ -270,44 +206,6 @@ _VISIBLE_BYTES = 1 << 20
 _VERSION_GROWTH = 0.5
 _GROWTH_MIN_ROWS = 20_000
 
-Row = tuple[object, ...]
-
-
-def _us(value: datetime) -> int:
-    """Microseconds since the epoch of a timezone-aware datetime."""
-    try:
-        return (value - _EPOCH) // _ONE_US
-    except TypeError as exc:
-        raise DataError(f"timestamp {value!r} must be timezone-aware (UTC)") from exc
-
-
-def _opt_us(value: datetime | None) -> int | None:
-    return None if value is None else _us(value)
-
-
-def _sort_key(values: tuple[object, ...]) -> tuple[tuple[bool, object], ...]:
-    # NULLs sort last (DuckDB's default for ascending order).
-    return tuple((v is None, v) for v in values)
-
-
-def _sorted_by(batch: pa.Table, columns: tuple[str, ...]) -> bool:
-    """Whether ``batch`` is in ascending lexicographic order of ``columns`` (no NULLs).
-
-    Rows arrive in order almost always; checking costs far less than sorting.
-    """
-    n = batch.num_rows
-    if n < 2:
-        return True
-    ordered: Any = None  # the rows (i, i + 1) already ordered by the earlier columns
-    for name in reversed(columns):
-        column = batch.column(name)
-        before, after = column.slice(0, n - 1), column.slice(1)
-        if ordered is None:
-            ordered = pc.less_equal(before, after)
-        else:
-            ordered = pc.or_(pc.less(before, after), pc.and_(pc.equal(before, after), ordered))
-    return bool(pc.all(pc.fill_null(ordered, False)).as_py())
-
 
 def _grown(table: _Table) -> bool:
     """Whether the rows loaded since the file's last version reach _VERSION_GROWTH of it."""
@@ -315,10 +213,6 @@ def _grown(table: _Table) -> bool:
         return False  # the first version waits for its time (next_at)
     fresh: int = sum(batch.num_rows for batch in table.fresh)
     return fresh >= max(_GROWTH_MIN_ROWS, _VERSION_GROWTH * table.file_rows)
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _os_error(exc: duckdb.Error, path: Path) -> OSError:
@@ -334,117 +228,6 @@ def _os_error(exc: duckdb.Error, path: Path) -> OSError:
         if needle in text:
             return OSError(code, os.strerror(code), str(path))
     return OSError(errno.EIO, text, str(path))
-
-
-_Derived = tuple[pa.DataType, list[str], Callable[[Row], object], str, str, str, str, str]
-
-
-@functools.cache
-def _derived(schema: TableSchema) -> _Derived:
-    """The arrow type, text columns, key getter and SQL fragments of a table."""
-    arrow_type = pa.struct([(c, _ARROW_TYPES[t]) for c, t in schema.columns])
-    # Dictionary encoding pays for text (symbols, statuses), not for times and prices.
-    text_columns = [c for c, t in schema.columns if t == "VARCHAR"]
-    key_idx = [schema.column_names.index(k) for k in schema.key]
-    key_of: Callable[[Row], object] = operator.itemgetter(*key_idx)
-    cols_sql = ", ".join(_quote(c) for c in schema.column_names)
-    order_sql = ", ".join(_quote(c) for c in schema.order_by)
-    desc_sql = ", ".join(f"{_quote(c)} DESC" for c in schema.order_by)
-    # DuckDB marks a parquet column REQUIRED when its statistics show no NULL yet, so the
-    # same table would get another schema once a NULL arrives, and a file could not take
-    # appends written from a batch. The no-op CASE keeps every column OPTIONAL.
-    export_sql = ", ".join(
-        f"CASE WHEN {_quote(c)} IS NULL THEN NULL ELSE {_quote(c)} END AS {_quote(c)}"
-        for c in schema.column_names
-    )
-    match_sql = " AND ".join(f"t.{_quote(k)} = b.{_quote(k)}" for k in schema.key)
-    return (arrow_type, text_columns, key_of, cols_sql, order_sql, desc_sql, export_sql,
-            match_sql)  # fmt: skip
-
-
-class _Table:
-    """Buffers, journal and materialization state of one table."""
-
-    __slots__ = (
-        "arrow_type",
-        "changed",
-        "cols_sql",
-        "desc_sql",
-        "export_sql",
-        "file_bytes",
-        "file_last",
-        "file_rows",
-        "footer",
-        "fresh",
-        "fresh_replace",
-        "journal",
-        "key_of",
-        "loaded",
-        "match_sql",
-        "name",
-        "next_at",
-        "order_sql",
-        "path",
-        "pending",
-        "replace",
-        "schema",
-        "tag",
-        "text_columns",
-        "unjournaled",
-        "unwritten",
-    )
-
-    def __init__(
-        self, schema: TableSchema, folder: Path, journal_dir: Path, shared: Journal | None
-    ) -> None:
-        self.schema = schema
-        self.name = _quote(schema.name)
-        self.path = folder / schema.file_name
-        # Market data, orders and trades share one journal (lines tagged with the table), so
-        # that an order and the bars it was decided on are durable with a single fsync.
-        self.journal = shared or Journal(journal_dir / f"{schema.name}.jsonl")
-        self.tag = orjson.dumps(schema.name) + b"," if shared is not None else None
-        # Rows not yet inserted into DuckDB, and rows not yet written to the journal file.
-        self.pending: list[Row] = []
-        self.unjournaled: list[Row] = []
-        # True when pending may repeat a key already stored (or repeat one within itself).
-        self.replace = False
-        # True when rows arrived since the last flush took them (owned by the engine thread).
-        self.changed = False
-        # True when DuckDB holds rows the parquet file lacks (owned by whoever flushes).
-        self.unwritten = False
-        # True once rows may have been inserted into the DuckDB table (it is emptied before
-        # its database serves another writer).
-        self.loaded = False
-        # Monotonic time before which no non-forced materialization of this table runs.
-        self.next_at = 0.0
-        # Batches loaded into DuckDB since the file was last written, and whether one of them
-        # replaced rows by key: what decides between appending to the file and rewriting it.
-        self.fresh: list[pa.Table] = []
-        self.fresh_replace = False
-        # Rows in the file, its greatest sort key, and its footer when this writer wrote it.
-        self.file_rows = 0
-        self.file_bytes = 0
-        self.file_last: tuple[object, ...] | None = None
-        self.footer: Footer | None = None
-        # What follows from the schema alone is built once per process (a date opens five
-        # tables on the engine thread).
-        (
-            self.arrow_type,
-            self.text_columns,
-            self.key_of,
-            self.cols_sql,
-            self.order_sql,
-            self.desc_sql,
-            self.export_sql,
-            self.match_sql,
-        ) = _derived(schema)
-
-    def encode(self, rows: list[Row]) -> bytes:
-        """Journal lines of ``rows`` (tagged when the journal is shared)."""
-        if self.tag is None:
-            return encode_rows(rows)
-        return encode_batch_line(rows, self.tag)
 
 
 @dataclass(slots=True)

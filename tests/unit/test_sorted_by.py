@@ -6,7 +6,7 @@ import pyarrow as pa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from argo_engine.persistence.writers import _sorted_by
+from argo_engine.persistence.table_encoding import _sorted_by
 
 ROWS = st.lists(st.tuples(st.integers(0, 3), st.sampled_from(["a", "b", "c"])), max_size=12)
 
