@@ -78,7 +78,6 @@ from pathlib import Path
 import duckdb
 import orjson
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from argo_engine.clock import Clock
 from argo_engine.domain import Bar, Fill, LogEntry, Mark, Order
@@ -96,14 +95,16 @@ from argo_engine.persistence.journal import (
     read_tagged_journal,
 )
 from argo_engine.persistence.parquet_append import (
-    MAGIC,
-    Footer,
     ParquetAppendError,
-    append_file,
     check_file,
-    data_bytes,
-    read_footer,
-    seal_file,
+)
+from argo_engine.persistence.parquet_versions import (
+    append_version,
+    note_file,
+    remember_empty,
+    write_known_empty,
+    write_rows,
+    write_sorted,
 )
 from argo_engine.persistence.schema import (
     JOURNAL_DIR,
@@ -120,8 +121,6 @@ from argo_engine.persistence.table_encoding import (
     Row,
     _opt_us,
     _quote,
-    _sort_key,
-    _sorted_by,
     _Table,
     _us,
 )
@@ -137,7 +136,6 @@ _SPILL_ROWS = 50_000
 _EARLY_FLUSH_ROWS = 20_000
 
 _BATCH = "_argo_batch"
-_FRESH = "_argo_fresh"
 
 
 class _ExecutorPool:
@@ -171,9 +169,6 @@ class _ExecutorPool:
 
 _executors = _ExecutorPool(keep=6)
 
-
-# The bytes of each table's file when it holds no rows (see RunWriters._write_empty).
-_EMPTY_FILES: dict[str, bytes] = {}
 
 # Tables whose rows go to the shared journal (see _Table), and its file name.
 _SHARED_TABLES = (MARKET_DATA.name, ORDERS.name, TRADES.name)
@@ -213,21 +208,6 @@ def _grown(table: _Table) -> bool:
         return False  # the first version waits for its time (next_at)
     fresh: int = sum(batch.num_rows for batch in table.fresh)
     return fresh >= max(_GROWTH_MIN_ROWS, _VERSION_GROWTH * table.file_rows)
-
-
-def _os_error(exc: duckdb.Error, path: Path) -> OSError:
-    """Turn a DuckDB I/O failure into the OSError that files.persistence_error classifies."""
-    text = str(exc)
-    for needle, code in (
-        ("No space left", errno.ENOSPC),
-        ("quota", errno.EDQUOT),
-        ("Permission denied", errno.EACCES),
-        ("Read-only file system", errno.EROFS),
-        ("No such file", errno.ENOENT),
-    ):
-        if needle in text:
-            return OSError(code, os.strerror(code), str(path))
-    return OSError(errno.EIO, text, str(path))
 
 
 @dataclass(slots=True)
@@ -1115,22 +1095,13 @@ class RunWriters:
         )
         table.unwritten = False
 
+    # Every version is written through this module's atomic_write_with, handed to
+    # parquet_versions with the bounds: the crash test (tests/recovery/kill_child.py) replaces
+    # it here to die inside the N-th write, and tests change the bounds here.
+
     def _write_parquet(self, table: _Table) -> None:
         """Rewrite the whole file from the DuckDB table (sorted)."""
-
-        def produce(tmp: Path) -> None:
-            target = str(tmp).replace("'", "''")
-            try:
-                self._con.execute(
-                    f"COPY (SELECT {table.export_sql} FROM {table.name} "
-                    f"ORDER BY {table.order_sql}) "
-                    f"TO '{target}' (FORMAT PARQUET)"
-                )
-            except duckdb.IOException as exc:
-                raise _os_error(exc, tmp) from exc
-            _seal(tmp)
-
-        atomic_write_with(table.path, produce)
+        write_sorted(self._con, table, atomic_write_with)
         self.materializations += 1
         self._note_file(table)
         table.footer = None
@@ -1141,16 +1112,10 @@ class RunWriters:
         The bytes are what :meth:`_write_parquet` writes for an empty table, encoded once per
         process: a new date opens five files without five DuckDB exports.
         """
-        data = _EMPTY_FILES.get(table.schema.name)
-        if data is None:
+        if not write_known_empty(table, atomic_write_with, sync_folder=sync_folder):
             self._write_parquet(table)
-            try:
-                data = table.path.read_bytes()
-            except OSError as exc:
-                raise persistence_error(exc, table.path) from exc
-            _EMPTY_FILES[table.schema.name] = data
+            remember_empty(table)
             return
-        atomic_write_with(table.path, lambda tmp: tmp.write_bytes(data), sync_folder=sync_folder)
         self.materializations += 1
         table.file_rows = 0
         table.file_last = None
@@ -1160,142 +1125,38 @@ class RunWriters:
         table.footer = None
 
     def _write_rows_parquet(self, table: _Table, rows: list[Row]) -> None:
-        """Write the file from ``rows`` alone: new keys, and all the table holds (sorted).
-
-        Written by pyarrow, not DuckDB: for one date's rows it costs a half (market data) to
-        a quarter (the small tables) of the CPU of a ``COPY``, and a date closing in the
-        background competes with the engine thread for it. The file has the same columns,
-        types and sort order; nothing appends to it afterwards (a reopened folder whose file
-        differs in encoding is rewritten rather than appended to, see ``append_file``).
-        """
-        batch = pa.Table.from_struct_array(pa.array(rows, type=table.arrow_type))
-        if not _sorted_by(batch, table.schema.order_by):
-            batch = batch.sort_by([(c, "ascending") for c in table.schema.order_by])
-
-        def produce(tmp: Path) -> None:
-            pq.write_table(batch, tmp, use_dictionary=table.text_columns, store_schema=False)
-            _seal(tmp)
-
-        atomic_write_with(table.path, produce)
+        """Write the file from ``rows`` alone (:func:`~.parquet_versions.write_rows`)."""
+        write_rows(table, rows, atomic_write_with)
         self.materializations += 1
         table.unwritten = False
 
     def _note_file(self, table: _Table) -> None:
-        """Remember that the file now holds exactly the DuckDB table."""
-        table.fresh = []
-        table.fresh_replace = False
-        table.unwritten = False
-        if self._final:
-            return  # the final job of finalize_in_background: nothing will append to it
-        ((rows,),) = self._con.execute(f"SELECT count(*) FROM {table.name}").fetchall()
-        last = self._con.execute(
-            f"SELECT {table.order_sql} FROM {table.name} ORDER BY {table.desc_sql} LIMIT 1"
-        ).fetchall()
-        table.file_rows = int(rows)
-        table.file_last = tuple(last[0]) if last else None
+        note_file(self._con, table, final=self._final)
 
     def _append_parquet(self, table: _Table) -> bool:
-        """Write the new version of the file so that the previous one is a byte prefix of it.
-
-        Appending keeps the previous version of the file as a byte prefix of the new one (see
-        :mod:`argo_engine.persistence.parquet_append`), so readers that open the path several
-        times per query never mix two versions. When the rows loaded since the last write are
-        new keys that sort after the stored ones, they are appended as row groups. Otherwise
-        (a stored order changed status, a late bar, a fragmented file) the whole sorted table
-        is appended as new row groups and the footer points at those only: the old row groups
-        stay behind as unreferenced bytes.
+        """Write a version whose previous one is a byte prefix of it (appended or superseding).
 
         Returns:
-            Whether the file was written; False leaves it to a plain rewrite: when this writer
-            has not read the file yet, or when the unreferenced bytes would exceed
-            ``max(_DEAD_BYTES_MIN, size of the table)`` (a compaction).
+            Whether the file was written; False leaves it to a plain rewrite (see
+            :func:`~.parquet_versions.append_version`).
         """
-        if not table.fresh or table.file_rows == 0 or not table.path.exists():
-            return False
-        con = self._con
-        keys = ", ".join(_quote(k) for k in table.schema.key)
-        # The current version of every row keyed like a fresh one (a row replaced twice since
-        # the last write is one row here).
-        source = (
-            f"(SELECT {table.cols_sql} FROM {table.name} "
-            f"SEMI JOIN (SELECT DISTINCT {keys} FROM {_FRESH}) USING ({keys}))"
-            if table.fresh_replace
-            else _FRESH
+        done = append_version(
+            self._con,
+            table,
+            atomic_write_with,
+            max_row_groups=_MAX_ROW_GROUPS,
+            dead_bytes_min=_DEAD_BYTES_MIN,
         )
-        order = table.order_sql
-        written: list[Footer] = []
-        con.register(_FRESH, pa.concat_tables(table.fresh))
-        try:
-            try:
-                footer = table.footer or read_footer(table.path)
-            except (ParquetAppendError, OSError):
-                return False
-            firsts = con.execute(
-                f"(SELECT {order} FROM {source} ORDER BY {order} LIMIT 1) UNION ALL "
-                f"(SELECT {order} FROM {source} ORDER BY {table.desc_sql} LIMIT 1)"
-            ).fetchall()
-            if table.fresh_replace:
-                ((total,),) = con.execute(f"SELECT count(*) FROM {table.name}").fetchall()
-                ((new,),) = con.execute(f"SELECT count(*) FROM {source}").fetchall()
-            else:
-                # Every fresh row had a new key: nothing in the file was replaced.
-                new = sum(batch.num_rows for batch in table.fresh)
-                total = table.file_rows + new
-            supersede = (
-                not firsts
-                # a row already in the file was replaced
-                or total != table.file_rows + new
-                # the file must stay sorted
-                or (
-                    table.file_last is not None
-                    and _sort_key(tuple(firsts[0])) <= _sort_key(table.file_last)
-                )
-                or len(footer.row_groups) >= _MAX_ROW_GROUPS
-            )
-            part = table.path.with_name(f".{table.schema.file_name}.{os.getpid()}.part.tmp")
-            target = str(part).replace("'", "''")
-            rows_sql = table.name if supersede else source
-            try:
-                con.execute(
-                    f"COPY (SELECT {table.export_sql} FROM {rows_sql} ORDER BY {order}) "
-                    f"TO '{target}' (FORMAT PARQUET)"
-                )
-                # After superseding, every old data byte is unreferenced.
-                dead = footer.data_end - len(MAGIC)
-                if supersede and dead > max(_DEAD_BYTES_MIN, data_bytes(part)):
-                    return False  # compaction: too much unreferenced space
-
-                def produce(tmp: Path) -> None:
-                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-                    try:
-                        written.append(
-                            append_file(table.path, footer, part, fd, supersede=supersede)
-                        )
-                    finally:
-                        os.close(fd)
-
-                atomic_write_with(table.path, produce)
-            except OSError as exc:
-                raise persistence_error(exc, part) from exc
-            except duckdb.IOException as exc:
-                raise persistence_error(_os_error(exc, part), part) from exc
-            except ParquetAppendError:
-                return False
-            finally:
-                part.unlink(missing_ok=True)
-        finally:
-            con.unregister(_FRESH)
+        if done is None:
+            return False
+        superseded, footer = done
         self.materializations += 1
-        if supersede:
+        if superseded:
             self.superseded_versions += 1
             self._note_file(table)
         else:
             self.appended_versions += 1
-            table.file_rows += int(new)
-            table.file_last = tuple(firsts[-1])
-            table.fresh = []
-            table.fresh_replace = False
-        table.footer = written[0]
+        table.footer = footer
         return True
 
     # -- recovery ------------------------------------------------------------------------------
@@ -1546,11 +1407,3 @@ def remove_stale_temps(folder: Path) -> list[Path]:
 
 class _ChecksumMismatch(Exception):
     """A parquet file whose bytes differ from the checksums its footer records."""
-
-
-def _seal(tmp: Path) -> None:
-    """Record the checksums of a file just written by DuckDB or pyarrow in its footer."""
-    try:
-        seal_file(tmp)
-    except ParquetAppendError as exc:  # we just wrote it: not a parquet file is a bug
-        raise OSError(errno.EIO, f"cannot seal {tmp}: {exc}", str(tmp)) from exc
