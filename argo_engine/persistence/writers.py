@@ -65,7 +65,6 @@ from __future__ import annotations
 
 import errno
 import math
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -94,10 +93,6 @@ from argo_engine.persistence.journal import (
     read_journal,
     read_tagged_journal,
 )
-from argo_engine.persistence.parquet_append import (
-    ParquetAppendError,
-    check_file,
-)
 from argo_engine.persistence.parquet_versions import (
     append_version,
     note_file,
@@ -123,6 +118,19 @@ from argo_engine.persistence.table_encoding import (
     _quote,
     _Table,
     _us,
+)
+from argo_engine.persistence.writer_queries import (
+    check_select,
+    count_rows,
+    read_rows,
+    run_select,
+)
+from argo_engine.persistence.writer_recovery import (
+    load_parquet,
+    stored_keys,
+)
+from argo_engine.persistence.writer_recovery import (
+    remove_stale_temps as remove_stale_temps,
 )
 
 # Stands for "no bar yet" in RunWriters._bar_time (compared by identity; never a bar's time).
@@ -1174,7 +1182,7 @@ class RunWriters:
         legacy: list[tuple[Path, int]] = []
         self._remove_stale_temps()
         for table in self._tables.values():
-            loaded, outdated = self._load_parquet(table)
+            loaded, outdated = load_parquet(self._con, table, self._move_aside)
             own = self._journal_dir / f"{table.schema.name}.jsonl"
             contents = read_journal(own, table.schema)
             self.corrupt_journal_lines += contents.corrupt_lines
@@ -1224,55 +1232,6 @@ class RunWriters:
     def _remove_stale_temps(self) -> None:
         remove_stale_temps(self.folder)
 
-    def _load_parquet(self, table: _Table) -> tuple[bool, bool]:
-        """Load an existing parquet file.
-
-        Returns:
-            Whether a file was loaded (False if there is none, or it was bad), and whether it
-            lacks columns added since it was written (it must then be written again).
-        """
-        path = table.path
-        if not path.exists():
-            return False, False
-        try:
-            # A permission problem is an unusable output path, not a corrupt file.
-            with path.open("rb"):
-                pass
-        except OSError as exc:
-            raise persistence_error(exc, path) from exc
-        schema = table.schema
-        keys = ", ".join(_quote(k) for k in schema.key)
-        try:
-            # Damaged bytes can still decode, as wrong rows: the file's own checksums decide.
-            if check_file(path) is not None:
-                raise _ChecksumMismatch
-            described = self._con.execute(
-                "DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]
-            ).fetchall()
-            got = [(r[0], r[1]) for r in described]
-            # A file of an earlier version ends before the columns added since.
-            if not schema.written_by_a_version(got):
-                raise _SchemaMismatch
-            missing = len(schema.columns) - len(got)
-            absent = schema.added[len(schema.added) - missing :] if missing else ()
-            fill_in = "".join(
-                f", CAST(? AS {dict(schema.columns)[name]}) AS {_quote(name)}" for name, _ in absent
-            )
-            present = ", ".join(_quote(c) for c, _ in got)
-            # Later rows win if a file ever held a key twice.
-            table.loaded = True
-            self._con.execute(
-                f"INSERT INTO {table.name} SELECT {present}{fill_in} "
-                f"FROM read_parquet(?, file_row_number = true) "
-                f"QUALIFY row_number() OVER (PARTITION BY {keys} "
-                f"ORDER BY file_row_number DESC) = 1",
-                [*(value for _, value in absent), str(path)],
-            )
-        except (duckdb.Error, _SchemaMismatch, _ChecksumMismatch, ParquetAppendError):
-            self._move_aside(path)
-            return False, False
-        return True, bool(absent)
-
     def _move_aside(self, path: Path) -> None:
         try:
             self.corrupt_files.append(move_aside(path, self._clock.now()))
@@ -1280,17 +1239,11 @@ class RunWriters:
             raise persistence_error(exc, path) from exc
 
     def _track_keys(self) -> None:
-        con = self._con
-        for symbol, last in con.execute(
-            "SELECT symbol, epoch_us(max(time)) FROM market_data GROUP BY symbol"
-        ).fetchall():
-            self._bar_last[symbol] = int(last)
-        self._order_ids = {r[0] for r in con.execute("SELECT order_id FROM orders").fetchall()}
-        self._trade_ids = {r[0] for r in con.execute("SELECT trade_id FROM trades").fetchall()}
-        for name in (MARKS.name, LOGS.name):
-            # fetchall, not fetchone: DuckDB refuses new work while a result is unfinished.
-            ((top,),) = con.execute(f"SELECT coalesce(max(id), 0) FROM {name}").fetchall()
-            self._max_id[name] = int(top)
+        keys = stored_keys(self._con)
+        self._bar_last.update(keys.bar_last)
+        self._order_ids = keys.order_ids
+        self._trade_ids = keys.trade_ids
+        self._max_id.update(keys.max_id)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -1312,20 +1265,10 @@ class RunWriters:
         """
         self._check_open()
         self.wait()
-        try:
-            statements = self._con.extract_statements(sql)
-        except duckdb.Error as exc:
-            raise ConfigurationError(f"invalid SQL: {exc}", sql=sql) from exc
-        if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
-            raise ConfigurationError(
-                "query() accepts exactly one read-only SELECT statement", sql=sql
-            )
+        check_select(self._con, sql)
         for table in self._tables.values():
             self._load(table)
-        try:
-            return self._con.execute(sql, params).fetchall()
-        except duckdb.Error as exc:
-            raise ConfigurationError(f"query failed: {exc}", sql=sql) from exc
+        return run_select(self._con, sql, params)
 
     def row_count(self, table: str) -> int:
         """Number of rows of a table, unflushed rows included.
@@ -1335,8 +1278,7 @@ class RunWriters:
         """
         state = self._table(table)
         self._load(state)
-        ((count,),) = self._con.execute(f"SELECT count(*) FROM {state.name}").fetchall()
-        return int(count)
+        return count_rows(self._con, state)
 
     def read_table(self, table: str) -> list[dict[str, object]]:
         """All rows of a table in file order, unflushed rows included.
@@ -1349,19 +1291,7 @@ class RunWriters:
         """
         state = self._table(table)
         self._load(state)
-        names = state.schema.column_names
-        stamps = [i for i, (_, t) in enumerate(state.schema.columns) if t == "TIMESTAMP"]
-        out: list[dict[str, object]] = []
-        for raw in self._con.execute(
-            f"SELECT {state.cols_sql} FROM {state.name} ORDER BY {state.order_sql}"
-        ).fetchall():
-            values = list(raw)
-            for i in stamps:
-                value = values[i]
-                if isinstance(value, datetime):
-                    values[i] = value.replace(tzinfo=UTC)
-            out.append(dict(zip(names, values, strict=True)))
-        return out
+        return read_rows(self._con, state)
 
     def _table(self, table: str) -> _Table:
         self._check_open()
@@ -1372,38 +1302,3 @@ class RunWriters:
             raise ConfigurationError(
                 f"unknown table {table!r}; expected one of {sorted(self._tables)}", table=table
             ) from None
-
-
-class _SchemaMismatch(Exception):
-    """A parquet file whose columns differ from the schema (treated as unreadable)."""
-
-
-def remove_stale_temps(folder: Path) -> list[Path]:
-    """Remove the temp files a crashed writer left in a run folder.
-
-    Temp files of a crashed writer (parquet versions, stats.yaml, state) never hold the only
-    copy of anything (the journal is truncated only after the replace, and stats.yaml and the
-    state are rebuilt by recovery), so they are litter, not data. Our own pid's temps belong
-    to a write in flight in this process and are kept.
-
-    Returns:
-        The files removed.
-
-    Raises:
-        PersistenceError: If one cannot be removed.
-    """
-    own = f".{os.getpid()}.tmp"
-    removed: list[Path] = []
-    for pattern in (".*.tmp", "tmp_.*.tmp"):
-        for path in folder.glob(pattern):
-            if path.is_file() and not path.name.endswith(own):
-                try:
-                    path.unlink(missing_ok=True)
-                except OSError as exc:
-                    raise persistence_error(exc, path) from exc
-                removed.append(path)
-    return removed
-
-
-class _ChecksumMismatch(Exception):
-    """A parquet file whose bytes differ from the checksums its footer records."""
