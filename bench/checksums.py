@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from argo_engine.clock import FakeClock
-from argo_engine.persistence import parquet_append, writers
+from argo_engine.persistence import parquet_append
+from argo_engine.persistence import parquet_versions as writers
 from argo_engine.persistence.writers import RunWriters
 from bench import throughput
 from bench.common import report

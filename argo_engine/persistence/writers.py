@@ -31,56 +31,33 @@ Write path of a row (DESIGN.md "Folder layout"):
    ``_VERSION_GROWTH`` (half) of those in it first (and at least ``_GROWTH_MIN_ROWS``).
    Durability never waits for them; the journal holds every row the file lacks meanwhile.
 
-Background flushing (``background=True``): :meth:`RunWriters.submit` takes the buffered rows
-and writes them to the journals on the engine thread (no fsync), then a single flusher thread
-fsyncs the journals, runs the caller's ``after_sync`` (the engine state and stats.yaml, which
-must never claim more than the journals hold), loads DuckDB and writes parquet. A submit with
-``full=False`` (a stats.yaml update between flush intervals) stops after ``after_sync`` and
-leaves the rows buffered for the next full flush, which loads them in one batch. The engine
-thread touches DuckDB only after waiting for the flusher; journal lines written while a flush
-runs (an order's) make that flush skip the journal truncation, so they are never lost.
-:meth:`RunWriters.finalize_in_background` closes a folder the same way while the engine opens
-the next date; the DuckDB in-memory databases are pooled across writers (a connect costs
-~13 ms) and run one thread each, so the flusher leaves the other core to the engine.
+Background flushing (``background=True``, :mod:`~argo_engine.persistence.flusher`) runs the
+fsyncs, the loading into DuckDB and the parquet writes on one flusher thread while the engine
+goes on. Reopening a folder (:meth:`RunWriters._recover`) replays the journals over the parquet
+files, and moves unreadable files aside (:mod:`~argo_engine.persistence.writer_recovery`).
 
-Reopening a folder (a retry) loads the parquet files, replays the journals over them (later rows
-win by key, so a crash between a parquet replace and the journal truncation duplicates
-nothing), rewrites the files that changed and empties the journals. Ids of marks and logs
-continue after the highest stored id.
-
-An unreadable parquet file, or one whose columns differ from the schema, is moved aside to
-``<name>.corrupt-<timestamp>`` (never overwritten) and listed in :attr:`RunWriters.corrupt_files`;
-a journal with corrupt lines is moved aside the same way once its good rows are in parquet.
-
-Concurrent readers: every version of a file is complete. DuckDB ``read_parquet(path)`` reads
-the footer through one open of the path and the data through later opens; since each version
-is a byte prefix of the next, such a read never mixes two versions. Only a compaction (a plain
-rewrite, rare by the bound above) has no such prefix: a read that spans it can fail with a
-decoding error and may simply be retried; a reader that opens the file once and reads that
-version (``pyarrow.parquet.ParquetFile`` on an open file, or DuckDB on
-``/proc/self/fd/<fd>``) never fails.
+Where the parts of a writer live: this module holds :class:`RunWriters` (opening a folder,
+when a table gets a new parquet version and the bounds of that schedule, recovery, reads). It
+derives from ``flusher._Flushing`` (the flush cycle, the flusher thread, closing), which
+derives from ``row_buffers._RowBuffers`` (the appends and their journal lines, loading rows
+into DuckDB): one class in three modules, so that the per-row appends stay plain methods.
+Beside them: ``parquet_versions`` (how a version is written; what concurrent readers can rely
+on), ``writer_recovery`` (loading files at reopen, stored keys, stale temps),
+``writer_queries`` (the SQL of the reads), ``table_encoding`` (rows, arrow types, the state of
+one table) and ``connection_pool`` (pooled DuckDB databases).
 """
 
 from __future__ import annotations
 
-import errno
-import math
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import wait as wait_futures
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
-import orjson
-import pyarrow as pa
 
 from argo_engine.clock import Clock
-from argo_engine.domain import Bar, Fill, LogEntry, Mark, Order
-from argo_engine.errors import ConfigurationError, DataError, PersistenceError
+from argo_engine.errors import ConfigurationError
 from argo_engine.persistence.connection_pool import _CLOSED, _connections
 from argo_engine.persistence.files import (
     atomic_write_with,
@@ -88,6 +65,7 @@ from argo_engine.persistence.files import (
     move_aside,
     persistence_error,
 )
+from argo_engine.persistence.flusher import _Flush, _Flushing
 from argo_engine.persistence.journal import (
     Journal,
     read_journal,
@@ -101,6 +79,8 @@ from argo_engine.persistence.parquet_versions import (
     write_rows,
     write_sorted,
 )
+from argo_engine.persistence.row_buffers import _NO_TIME, _NO_TIME_US
+from argo_engine.persistence.row_buffers import _SPILL_ROWS as _SPILL_ROWS
 from argo_engine.persistence.schema import (
     JOURNAL_DIR,
     LOGS,
@@ -111,13 +91,9 @@ from argo_engine.persistence.schema import (
     TRADES,
 )
 from argo_engine.persistence.table_encoding import (
-    _EPOCH,
-    _ONE_US,
     Row,
-    _opt_us,
     _quote,
     _Table,
-    _us,
 )
 from argo_engine.persistence.writer_queries import (
     check_select,
@@ -132,51 +108,6 @@ from argo_engine.persistence.writer_recovery import (
 from argo_engine.persistence.writer_recovery import (
     remove_stale_temps as remove_stale_temps,
 )
-
-# Stands for "no bar yet" in RunWriters._bar_time (compared by identity; never a bar's time).
-_NO_TIME = datetime(1, 1, 1, tzinfo=UTC)
-_NO_TIME_US = (_NO_TIME - _EPOCH) // _ONE_US
-
-# Rows buffered in Python before they are pushed into DuckDB and the journal's OS buffer even
-# though no flush is due (e.g. a bulk load between two maybe_flush calls): bounds memory.
-_SPILL_ROWS = 50_000
-# Buffered bars that make a flush due before its interval (a fast replay within one date).
-_EARLY_FLUSH_ROWS = 20_000
-
-_BATCH = "_argo_batch"
-
-
-class _ExecutorPool:
-    """Flusher threads kept for the next writer.
-
-    Starting a thread costs ~0.3 ms of CPU on the thread that opens a date. Each writer has
-    one at a time, so its jobs stay serial; an idle one ends with the interpreter like any
-    executor's.
-    """
-
-    def __init__(self, keep: int) -> None:
-        self._keep = keep
-        self._idle: list[ThreadPoolExecutor] = []
-        self._lock = threading.Lock()
-
-    def acquire(self) -> ThreadPoolExecutor:
-        """An executor of one thread, idle."""
-        with self._lock:
-            if self._idle:
-                return self._idle.pop()
-        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="argo-flush")
-
-    def release(self, executor: ThreadPoolExecutor) -> None:
-        """Keep ``executor`` once the job that calls this (its last) ends, or let it go."""
-        with self._lock:
-            if len(self._idle) < self._keep:
-                self._idle.append(executor)
-                return
-        executor.shutdown(wait=False)
-
-
-_executors = _ExecutorPool(keep=6)
-
 
 # Tables whose rows go to the shared journal (see _Table), and its file name.
 _SHARED_TABLES = (MARKET_DATA.name, ORDERS.name, TRADES.name)
@@ -218,25 +149,7 @@ def _grown(table: _Table) -> bool:
     return fresh >= max(_GROWTH_MIN_ROWS, _VERSION_GROWTH * table.file_rows)
 
 
-@dataclass(slots=True)
-class _Flush:
-    """What one flush takes from the engine thread: the rows to load and where journals were.
-
-    Built on the engine thread (cheap: list swaps and journal writes), then run on the
-    background flusher or inline.
-    """
-
-    now: float
-    force: bool
-    loads: list[tuple[_Table, list[Row], bool]]
-    changed: list[_Table]
-    generations: dict[str, int]
-    after_sync: Callable[[], None] | None
-    # False: journals fsynced and after_sync only; the rows stay buffered for the next flush.
-    full: bool = True
-
-
-class RunWriters:
+class RunWriters(_Flushing):
     """All five tables (orders, trades, marks, logs, market_data) of one run folder.
 
     One engine thread appends, flushes and queries. With ``background=True`` the periodic
@@ -386,364 +299,7 @@ class RunWriters:
         for table in self._tables.values():
             table.next_at = self.next_flush_at
 
-    # -- appends -------------------------------------------------------------------------------
-
-    def append_bar(self, bar: Bar) -> None:
-        """Buffer one bar; it is durable after the next due :meth:`maybe_flush`.
-
-        A bar with a (symbol, time) already stored replaces the stored one.
-
-        Raises:
-            DataError: If ``bar.time`` is not timezone-aware.
-            RuntimeError: After :meth:`close`.
-        """
-        if self._closed:
-            raise RuntimeError(f"the writers of {self.folder} are closed")
-        symbol, when, o, h, lo, c, v = bar
-        if when is self._bar_time:
-            t = self._bar_us  # the bars of one time (one per symbol) often share the object
-        else:
-            try:
-                t = (when - _EPOCH) // _ONE_US
-            except TypeError as exc:
-                raise DataError(f"bar time {when!r} must be timezone-aware (UTC)") from exc
-            self._bar_time, self._bar_us = when, t
-        table = self._md
-        last = self._bar_last.get(symbol)
-        if last is None or t > last:
-            self._bar_last[symbol] = t
-        else:
-            table.replace = True
-        row = (t, symbol, o, h, lo, c, v)
-        pending = table.pending
-        pending.append(row)
-        table.unjournaled.append(row)
-        table.changed = True
-        if len(pending) >= _EARLY_FLUSH_ROWS:
-            # Hand many rows to the flusher before they would have to spill inline.
-            self.next_flush_at = -math.inf
-            if len(pending) >= _SPILL_ROWS:
-                self._spill(table)
-
-    def append_order(self, order: Order, *, durable: bool = True, sync: bool = True) -> None:
-        """Record an order's latest state (one row per order_id); durable when this returns.
-
-        Args:
-            order: The order snapshot.
-            durable: False to buffer the row like a bar: it is journaled (in order) and
-                fsynced with the next flush or sync instead of costing an fsync of its own.
-                For status changes that other durable rows already imply (an order FILLED by
-                a journaled fill), and for orders nothing outside this process knows of (a
-                paper broker's).
-            sync: False to write the row to the journal now (it survives the process) but
-                leave the fsync to the next durable row or :meth:`sync_durable` (one fsync for
-                an order and its outcome).
-
-        Raises:
-            PersistenceError: If the journal cannot be written.
-        """
-        self._check_open()
-        when = order.timestamp
-        row: Row = (
-            str(order.order_id),
-            str(order.symbol),
-            str(order.side),
-            str(order.order_type),
-            float(order.quantity),
-            float(order.price),
-            self._bar_us if when is self._bar_time else _us(when),  # mostly the bar's time
-            str(order.status),
-            str(order.strategy_name),
-            str(order.position_type),
-            str(order.reason),
-            str(order.message),
-        )
-        if order.order_id in self._order_ids:
-            self._orders.replace = True
-        else:
-            self._order_ids.add(order.order_id)
-        if durable:
-            self._append_durable(self._orders, row, sync=sync)
-        else:
-            self._buffer(self._orders, row)
-
-    def append_fill(self, fill: Fill, *, durable: bool = True) -> None:
-        """Record one fill (one row per trade_id); durable when this returns.
-
-        Args:
-            fill: The fill.
-            durable: False to buffer the row like a bar instead: it is journaled (in order,
-                after the bars and orders before it) and fsynced by the next flush or
-                :meth:`sync_durable`. For fills that nothing outside this process knows of
-                (a paper broker's), whose loss with the bars before them is a clean prefix.
-
-        Raises:
-            PersistenceError: If the journal cannot be written.
-        """
-        self._check_open()
-        placed, executed, bar_time = fill.timestamp, fill.executed_at, self._bar_time
-        row: Row = (
-            str(fill.order_id),
-            str(fill.symbol),
-            str(fill.side),
-            float(fill.quantity),
-            float(fill.price),
-            self._bar_us if placed is bar_time else _us(placed),  # mostly the bar's time
-            self._bar_us if executed is bar_time else _us(executed),
-            float(fill.executed_qty),
-            float(fill.executed_price),
-            float(fill.commission),
-            float(fill.pnl),
-            str(fill.position_type),
-            str(fill.trade_id),
-            str(fill.commission_asset),
-            float(fill.base_commission),
-        )
-        if fill.trade_id in self._trade_ids:
-            self._trades.replace = True
-        else:
-            self._trade_ids.add(fill.trade_id)
-        if durable:
-            self._append_durable(self._trades, row)
-        else:
-            self._buffer(self._trades, row)
-
-    def append_mark(self, mark: Mark) -> None:
-        """Buffer one chart mark (id from :meth:`next_id`); durable after the next due flush."""
-        self._check_open()
-        row: Row = (
-            int(mark.id),
-            str(mark.market_data_id),
-            mark.signal_type,
-            mark.signal_name,
-            self._bar_us if mark.signal_time is self._bar_time else _opt_us(mark.signal_time),
-            mark.signal_symbol,
-            str(mark.color),
-            str(mark.shape),
-            str(mark.level),
-            str(mark.title),
-            str(mark.message),
-            str(mark.category),
-        )
-        self._append_with_id(self._marks, row)
-
-    def append_log(self, entry: LogEntry) -> None:
-        """Buffer one log entry (id from :meth:`next_id`); durable after the next due flush.
-
-        ``fields`` is stored as a JSON object text, or ``""`` when there are no fields (as the
-        argo original writes it).
-        """
-        self._check_open()
-        fields = orjson.dumps(entry.fields).decode() if entry.fields else ""
-        row: Row = (
-            int(entry.id),
-            self._bar_us if entry.timestamp is self._bar_time else _us(entry.timestamp),
-            str(entry.symbol),
-            str(entry.level),
-            str(entry.message),
-            fields,
-        )
-        self._append_with_id(self._logs, row)
-
-    def next_id(self, table: str) -> int:
-        """Reserve the next id of ``marks`` or ``logs``.
-
-        Ids start at 1, are never handed out twice by one writer, and continue after the
-        highest stored id when a folder is reopened.
-
-        Raises:
-            ConfigurationError: For any other table.
-        """
-        if table not in self._next_id:
-            raise ConfigurationError(
-                f"next_id is only defined for marks and logs, not {table!r}", table=table
-            )
-        value = max(self._next_id[table], self._max_id[table] + 1)
-        self._next_id[table] = value + 1
-        return value
-
-    @property
-    def awaiting_fsync(self) -> bool:
-        """Whether bars, orders or fills were written to the journal without an fsync yet."""
-        return self._wal.unsynced
-
-    def sync_durable(self) -> None:
-        """Make every appended bar, order and fill durable now (one fsync).
-
-        Raises:
-            PersistenceError: If the journal cannot be written.
-        """
-        self._check_open()
-        self._write_shared(b"")
-        self._wal.sync()
-
-    def _encode_unjournaled(self) -> bytes:
-        # Rows of the shared tables waiting in ``unjournaled`` (since the last chunk: bars, and
-        # orders and fills appended before this writer buffered chunks).
-        data = b""
-        for table in (self._md, self._orders, self._trades):
-            if table.unjournaled:
-                data += table.encode(table.unjournaled)
-                table.unjournaled = []
-        return data
-
-    def _encode_shared(self) -> bytes:
-        # Buffered rows of the shared tables in append order: the chunks of _buffer, then
-        # what was appended after the last of them.
-        data = b"".join(self._wal_chunks) + self._encode_unjournaled()
-        self._wal_chunks = []
-        return data
-
-    def _write_shared(self, tail: bytes) -> None:
-        # Everything buffered, then ``tail``: one write, in append order, so that any prefix
-        # of the file (a torn write) is a state the engine actually went through.
-        data = self._encode_shared() + tail
-        if data:
-            self._wal.write(data)
-
-    def _journal_buffered(self) -> None:
-        """Write every buffered row to its journal (no fsync)."""
-        self._write_shared(b"")
-        for table in (self._marks, self._logs):
-            if table.unjournaled:
-                table.journal.write(table.encode(table.unjournaled))
-                table.unjournaled = []
-
-    def _append_durable(self, table: _Table, row: Row, *, sync: bool = True) -> None:
-        # Orders and fills never wait in ``unjournaled``: each is fsynced before returning, and
-        # the bars they were decided on are made durable first (a restart must never re-run a
-        # bar that already produced an order).
-        # One write and one fsync of the shared journal.
-        self._write_shared(table.encode([row]))
-        if sync:
-            self._wal.sync()
-        table.pending.append(row)
-        table.changed = True
-
-    def _buffer(self, table: _Table, row: Row) -> None:
-        # An order or fill that waits for the next flush, like a bar: encoded now behind the
-        # bars before it, so the journal keeps the order in which things happened.
-        self._wal_chunks.append(self._encode_unjournaled() + table.encode([row]))
-        table.pending.append(row)
-        table.changed = True
-
-    def _append_with_id(self, table: _Table, row: Row) -> None:
-        name = table.schema.name
-        row_id = row[0]
-        assert isinstance(row_id, int)
-        if row_id > self._max_id[name]:
-            self._max_id[name] = row_id
-        else:
-            table.replace = True
-        table.pending.append(row)
-        table.unjournaled.append(row)
-        table.changed = True
-        if len(table.pending) >= _SPILL_ROWS:
-            self._spill(table)
-
-    # -- flushing ------------------------------------------------------------------------------
-
-    def maybe_flush(self) -> bool:
-        """Flush if the flush interval has elapsed; cheap otherwise. Call once per bar.
-
-        A due flush fsyncs every journal and materializes the tables whose adaptive spacing
-        allows it. With ``background=True`` it is handed to the flusher thread (see
-        :meth:`submit`) and skipped while the previous one still runs.
-
-        Returns:
-            Whether a flush ran (or was handed over).
-
-        Raises:
-            PersistenceError: If the journal or a parquet file cannot be written (in background
-                mode: reported by the call after the failed flush).
-        """
-        if not self.flush_due():
-            return False
-        if self.background:
-            if not self.idle():
-                return False
-            self.submit()
-            return True
-        self._flush(force=False)
-        return True
-
-    def flush_due(self, now: float | None = None) -> bool:
-        """Whether the flush interval has elapsed since the last flush.
-
-        Args:
-            now: The clock's monotonic time, when the caller has just read it.
-        """
-        return (self._clock.monotonic() if now is None else now) >= self.next_flush_at
-
-    def idle(self) -> bool:
-        """Whether no background flush is running; re-raises the error of a failed one.
-
-        Raises:
-            PersistenceError: If the last background flush failed.
-        """
-        if self._pending_flush is None:
-            return True
-        if not self._flush_finished:
-            return False
-        self.wait()
-        return True
-
-    def _flush_done(self, future: Future[None]) -> None:
-        # A future's callbacks may run after wait() has returned its result and the next
-        # flush has started: only the running flush's own callback may mark it finished.
-        if future is self._pending_flush:
-            self._flush_finished = True
-
-    def wait(self) -> None:
-        """Block until the background flush (if any) has finished.
-
-        Raises:
-            PersistenceError: If it failed (reported once).
-        """
-        running, self._pending_flush = self._pending_flush, None
-        if running is not None:
-            try:
-                running.result()
-            except BaseException:
-                self._restore_stranded()
-                raise
-
-    def submit(self, after_sync: Callable[[], None] | None = None, *, full: bool = True) -> None:
-        """Start a periodic flush on the flusher thread (inline without ``background``).
-
-        The rows appended so far are written to the journals here (cheap, no fsync); the
-        flusher then fsyncs the journals, calls ``after_sync`` (files that must never claim
-        more than the journals hold, such as the engine state), loads the rows into DuckDB and
-        materializes the tables that are due.
-
-        Args:
-            after_sync: Called once the journals are durable, on the flusher thread.
-            full: False to stop after ``after_sync`` (a stats.yaml update between flush
-                intervals): the rows stay buffered, and the next full flush loads them in one
-                batch.
-
-        Raises:
-            PersistenceError: If a journal cannot be written, or the previous flush failed.
-        """
-        self._check_open()
-        # Waiting here (not behind it on the flusher) reports a failed flush before any rows
-        # are taken, and gives the rows it took but could not load back to the buffers first.
-        self.wait()
-        job = self._take(force=False, after_sync=after_sync, full=full)
-        if not self.background:
-            self._run_inline(job)
-            return
-        self._start(self._run, job)
-
-    def _start(self, work: Callable[..., None], *args: object) -> None:
-        """Run ``work`` on the flusher thread (no job may be pending)."""
-        assert self._pending_flush is None
-        if self._executor is None:
-            self._executor = _executors.acquire()
-        self._flush_finished = False
-        self._pending_flush = self._executor.submit(work, *args)
-        # A plain flag for idle(), which the engine calls on every bar: Future.done() locks.
-        self._pending_flush.add_done_callback(self._flush_done)
+    # -- opening -------------------------------------------------------------------------------
 
     def _acquire_connection(self) -> None:
         self._con, self._con_ready = _connections.acquire()
@@ -769,322 +325,15 @@ class RunWriters:
         except OSError as exc:
             raise persistence_error(exc, self.folder) from exc
 
-    def sync(self) -> None:
-        """Make every appended row durable in the journal now (no parquet write).
+    # -- parquet versions ----------------------------------------------------------------------
 
-        Raises:
-            PersistenceError: If a journal cannot be written.
-        """
-        self._check_open()
-        self._journal_buffered()
-        for table in self._tables.values():
-            table.journal.sync()
-
-    def sync_later(self) -> Callable[[], None]:
-        """Write every appended row to its journal now; return the fsync that makes them durable.
-
-        For a date that rolls: its rows reach the OS here (they survive the process), and the
-        next date's writers run the returned call (``before_first``) on their flusher before
-        they save anything that counts them, so the engine thread does not wait for the disk.
-        This writer's own close may run meanwhile: it fsyncs the journals before anything else,
-        and one it has closed holds nothing the call must still make durable.
-
-        Raises:
-            PersistenceError: If a journal cannot be written (the returned call: fsynced).
-        """
-        self._check_open()
-        self._journal_buffered()
-        journals: list[Journal] = []
-        for table in self._tables.values():
-            if table.journal.unsynced and table.journal not in journals:
-                journals.append(table.journal)
-
-        def fsync() -> None:
-            for journal in journals:
-                try:
-                    journal.sync()
-                except PersistenceError as exc:
-                    cause = exc.__cause__
-                    closed = isinstance(cause, OSError) and cause.errno == errno.EBADF
-                    if closed and not journal.unsynced:
-                        continue  # closed by the date's close between its check and the fsync
-                    raise
-
-        return fsync
-
-    def flush(self) -> None:
-        """Fsync every journal and materialize every table that changed.
-
-        Raises:
-            PersistenceError: If the journal or a parquet file cannot be written.
-        """
-        self._flush(force=True)
-
-    def finalize(self) -> None:
-        """Close a day or a run: flush, then remove the (now redundant) journal files.
-
-        The writer stays usable, and the folder may be reopened later.
-
-        Raises:
-            PersistenceError: If a file cannot be written or removed.
-        """
-        self._flush(force=True)
-        self._remove_journals()
-
-    def finalize_in_background(
-        self,
-        after_sync: Callable[[], None] | None = None,
-        after_final: Callable[[], None] | None = None,
-    ) -> Future[None]:
-        """Finalize and close on the flusher thread, so that the caller goes on meanwhile.
-
-        The buffered rows are taken now (the writer refuses appends from here on); the
-        flusher fsyncs the journals, calls ``after_sync`` (e.g. the final engine state and
-        stats.yaml), writes every table that changed, removes the journals, calls
-        ``after_final`` and releases the files and the DuckDB connection. A crash before the
-        end leaves the journals in place: reopening the folder finishes the job.
-
-        Args:
-            after_sync: Called once the journals are durable, on the flusher thread.
-            after_final: Called once the parquet files hold everything, on the flusher thread.
-
-        Returns:
-            A future that is done when the folder is final; its result raises what failed
-            (a PersistenceError, say).
-
-        Raises:
-            PersistenceError: If the journals cannot be written, or the last flush failed.
-        """
-        self._check_open()
-        # A flush still running is not waited for: this job queues behind it on the same
-        # thread (taking rows meanwhile is safe, see _run's journal generations).
-        previous, self._pending_flush = self._pending_flush, None
-        job = self._take(force=True, after_sync=after_sync)
-        self._closed = True
-        executor = self._executor or _executors.acquire()
-        self._executor = None
-
-        def work() -> None:
-            try:
-                if previous is not None:
-                    previous.result()
-                # Only now (not when queued): a flush still running before this one must
-                # keep its bookkeeping, which decides how this job writes each table.
-                self._final = True
-                self._run(job)
-                self._remove_journals()
-                if after_final is not None:
-                    after_final()
-            finally:
-                self._release_files()
-                # Another writer's jobs may queue behind what is left of this one.
-                _executors.release(executor)
-
-        return executor.submit(work)
-
-    def _remove_journals(self) -> None:
-        for table in self._tables.values():
-            # Only now is every journaled row inside a durable parquet file.
-            table.journal.remove()
-        try:
-            fsync_dir(self._journal_dir)
-        except OSError as exc:
-            raise persistence_error(exc, self._journal_dir) from exc
-
-    def close(self) -> None:
-        """Flush and release the journal files and the DuckDB connection (idempotent).
-
-        Raises:
-            PersistenceError: If the final flush fails (resources are released anyway).
-        """
-        if self._closed:
-            return
-        try:
-            self._flush(force=True)
-        finally:
-            self._close_resources()
-
-    def _close_resources(self) -> None:
-        self._closed = True
-        if self._executor is not None:
-            # A failed flush was reported (or is moot now): the job must end either way.
-            if self._pending_flush is not None:
-                wait_futures([self._pending_flush])
-            _executors.release(self._executor)
-            self._executor = None
-            self._pending_flush = None
-        self._release_files()
-
-    def _release_files(self) -> None:
-        for table in self._tables.values():
-            table.journal.close()
-        con, self._con = self._con, _CLOSED
-        if con is _CLOSED:
-            return  # the first job of a new folder failed before it had a database
-        loaded = [t.name for t in self._tables.values() if t.loaded]
-        _connections.release(con, loaded, ready=self._con_ready)
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError(f"the writers of {self.folder} are closed")
-
-    def _flush(self, *, force: bool) -> None:
-        self._check_open()
-        self.wait()
-        self._run_inline(self._take(force=force, after_sync=None))
-
-    def _run_inline(self, job: _Flush) -> None:
-        """Run a flush on the engine thread; a failure gives back the rows it could not load."""
-        try:
-            self._run(job)
-        except BaseException:
-            self._restore_stranded()
-            raise
-
-    def _take(
-        self, *, force: bool, after_sync: Callable[[], None] | None, full: bool = True
-    ) -> _Flush:
-        """Engine thread: journal the buffered rows (no fsync) and take them for a flush."""
-        now = self._clock.monotonic()
-        loads: list[tuple[_Table, list[Row], bool]] = []
-        changed: list[_Table] = []
-        # Journal first: durability must not depend on the (slower, fallible) parquet write.
-        self._journal_buffered()
-        if not full:
-            return _Flush(now, force, loads, changed, {}, after_sync, full=False)
-        for table in self._tables.values():
-            if table.pending:
-                loads.append((table, table.pending, table.replace))
-                table.pending = []
-                table.replace = False
-            if table.changed:
-                changed.append(table)
-                table.changed = False
-        generations = {name: t.journal.generation for name, t in self._tables.items()}
-        self.next_flush_at = now + self._flush_interval
-        return _Flush(now, force, loads, changed, generations, after_sync)
-
-    def _run(self, job: _Flush) -> None:
-        """Flusher thread (or inline): DuckDB, fsync, ``after_sync``, then parquet."""
-        # The taken rows enter DuckDB first: from then on their tables are ``unwritten``, so
-        # when the fsync or after_sync (engine state, stats.yaml) fails, the next flush still
-        # writes them to parquet, and no journal is emptied before it has.
-        direct = self._load_taken(job)
-        for table in self._tables.values():
-            table.journal.sync()
-        if job.after_sync is not None:
-            job.after_sync()
-        if not job.full:
-            return  # buffered rows are in the journals only: nothing may be truncated
+    def _write_versions(self, job: _Flush, direct: list[tuple[_Table, list[Row]]]) -> None:
+        """Flusher, a full flush: write the files of ``direct`` and of the tables that are due."""
         for table, rows in direct:
             self._write_rows_parquet(table, rows)
         for table in self._tables.values():
             if table.unwritten and (job.force or job.now >= table.next_at or _grown(table)):
                 self._materialize(table, job.now)
-        # A journal whose tables hold nothing unwritten has every line journaled up to the
-        # take inside durable parquet files; lines journaled later (an order appended during a
-        # background flush) must stay, so then it is left alone.
-        done: set[int] = set()
-        for name, table in self._tables.items():
-            journal = table.journal
-            if id(journal) in done:
-                continue
-            done.add(id(journal))
-            sharing = [t for t in self._tables.values() if t.journal is journal]
-            if not any(t.unwritten for t in sharing):
-                journal.truncate_if_unchanged(job.generations[name])
-
-    def _load_taken(self, job: _Flush) -> list[tuple[_Table, list[Row]]]:
-        """Put the rows a flush took into DuckDB; return those to write straight to files.
-
-        The final flush of a writer closing in the background writes a table that holds
-        nothing yet (a date shorter than a flush interval) straight from its rows, without
-        loading them into DuckDB first. Its rows can only repeat keys among themselves (an
-        order's later status), and the later row wins, as in _load_rows. The writer is closed
-        by then: if that write fails, its journals stay for recovery.
-        """
-        final = self._final
-        direct: list[tuple[_Table, list[Row]]] = []
-        for i, (table, rows, replace) in enumerate(job.loads):
-            if final and table.file_rows == 0 and not table.fresh and not table.unwritten:
-                if replace:
-                    rows = list({table.key_of(r): r for r in rows}.values())
-                direct.append((table, rows))
-                continue
-            try:
-                self._load_rows(table, rows, replace)
-            except BaseException:
-                # These rows are neither buffered nor in DuckDB any more: they go back to the
-                # engine thread (see _restore_stranded), or a later flush would empty the
-                # journal, their only copy, without them.
-                self._stranded = job.loads[i:]
-                raise
-        written = {id(table) for table, _ in direct}
-        for table in job.changed:
-            if id(table) not in written:
-                table.unwritten = True
-        return direct
-
-    def _restore_stranded(self) -> None:
-        """Engine thread, flush failed: buffer again the rows it took but did not load."""
-        stranded, self._stranded = self._stranded, []
-        for table, rows, _ in stranded:
-            # Before what was appended since; a part may have reached DuckDB: by key, once.
-            table.pending = rows + table.pending
-            table.replace = True
-            table.changed = True
-
-    def _spill(self, table: _Table) -> None:
-        # Engine thread, between flushes: bound the rows held in Python.
-        self.wait()
-        self._journal_buffered()
-        self._load(table)
-
-    def _load(self, table: _Table) -> None:
-        """Engine thread, flusher idle: insert the buffered rows of ``table`` into DuckDB."""
-        rows, replace = table.pending, table.replace
-        table.pending = []
-        table.replace = False
-        if table.changed:
-            table.changed = False
-            table.unwritten = True
-        try:
-            self._load_rows(table, rows, replace)
-        except BaseException:
-            self._stranded = [(table, rows, replace)]
-            self._restore_stranded()
-            raise
-
-    def _load_rows(self, table: _Table, rows: list[Row], replace: bool) -> None:
-        """Insert ``rows`` into the DuckDB table in one batch (later rows win by key)."""
-        if not rows:
-            return
-        if replace:
-            # Later rows win within the batch; DuckDB then swaps out the stored ones.
-            rows = list({table.key_of(r): r for r in rows}.values())
-        batch = pa.Table.from_struct_array(pa.array(rows, type=table.arrow_type))
-        con = self._con
-        table.loaded = True
-        con.register(_BATCH, batch)
-        try:
-            if replace:
-                con.execute("BEGIN TRANSACTION")
-                try:
-                    con.execute(
-                        f"DELETE FROM {table.name} t USING {_BATCH} b WHERE {table.match_sql}"
-                    )
-                    con.execute(f"INSERT INTO {table.name} SELECT * FROM {_BATCH}")
-                except BaseException:
-                    con.execute("ROLLBACK")
-                    raise
-                con.execute("COMMIT")
-            else:
-                con.execute(f"INSERT INTO {table.name} SELECT * FROM {_BATCH}")
-        finally:
-            con.unregister(_BATCH)
-        table.unwritten = True
-        table.fresh.append(batch)
-        table.fresh_replace = table.fresh_replace or replace
 
     def _materialize(self, table: _Table, now: float) -> None:
         started = time.perf_counter()

@@ -19,7 +19,7 @@ from argo_engine.domain import OrderStatus
 from argo_engine.domain.market import Bar
 from argo_engine.engine.callbacks import EngineCallbacks
 from argo_engine.errors import PersistenceError
-from argo_engine.persistence import writers as writers_module
+from argo_engine.persistence import row_buffers as writers_module
 from argo_engine.persistence.schema import TABLES
 from argo_engine.persistence.stats_yaml import write_stats_yaml
 from argo_engine.persistence.writers import RunWriters
