@@ -66,11 +66,7 @@ from argo_engine.persistence.files import (
     persistence_error,
 )
 from argo_engine.persistence.flusher import _Flush, _Flushing
-from argo_engine.persistence.journal import (
-    Journal,
-    read_journal,
-    read_tagged_journal,
-)
+from argo_engine.persistence.journal import Journal, read_journal, read_tagged_journal
 from argo_engine.persistence.parquet_versions import (
     append_version,
     note_file,
@@ -80,6 +76,8 @@ from argo_engine.persistence.parquet_versions import (
     write_sorted,
 )
 from argo_engine.persistence.row_buffers import _NO_TIME, _NO_TIME_US
+
+# Re-exported: tests size a bulk load by it through this module (row_buffers reads it).
 from argo_engine.persistence.row_buffers import _SPILL_ROWS as _SPILL_ROWS
 from argo_engine.persistence.schema import (
     JOURNAL_DIR,
@@ -90,24 +88,10 @@ from argo_engine.persistence.schema import (
     TABLES,
     TRADES,
 )
-from argo_engine.persistence.table_encoding import (
-    Row,
-    _quote,
-    _Table,
-)
-from argo_engine.persistence.writer_queries import (
-    check_select,
-    count_rows,
-    read_rows,
-    run_select,
-)
-from argo_engine.persistence.writer_recovery import (
-    load_parquet,
-    stored_keys,
-)
-from argo_engine.persistence.writer_recovery import (
-    remove_stale_temps as remove_stale_temps,
-)
+from argo_engine.persistence.table_encoding import Row, _quote, _Table
+from argo_engine.persistence.writer_queries import check_select, count_rows, read_rows, run_select
+from argo_engine.persistence.writer_recovery import load_parquet, stored_keys
+from argo_engine.persistence.writer_recovery import remove_stale_temps as remove_stale_temps
 
 # Tables whose rows go to the shared journal (see _Table), and its file name.
 _SHARED_TABLES = (MARKET_DATA.name, ORDERS.name, TRADES.name)
