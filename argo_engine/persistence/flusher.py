@@ -29,8 +29,6 @@ from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
-
 from argo_engine.clock import Clock
 from argo_engine.errors import PersistenceError
 from argo_engine.persistence.connection_pool import _CLOSED, _connections
@@ -93,21 +91,15 @@ class _Flush:
 class _Flushing(_RowBuffers):
     """Flushing, syncing, waiting for the flusher and closing of :class:`RunWriters`."""
 
-    # The writer's state these methods share (set by RunWriters.__init__).
-    folder: Path
+    # The writer's state these methods share besides _RowBuffers' (set by RunWriters.__init__).
     background: bool
-    next_flush_at: float
     _clock: Clock
     _flush_interval: float
-    _closed: bool
     _executor: ThreadPoolExecutor | None
     _pending_flush: Future[None] | None
     _flush_finished: bool
     _final: bool
-    _stranded: list[tuple[_Table, list[Row], bool]]
     _journal_dir: Path
-    _tables: dict[str, _Table]
-    _con: duckdb.DuckDBPyConnection
     _con_ready: bool
 
     @abstractmethod
