@@ -301,6 +301,9 @@ class RunWriters(_Flushing):
         """
         if before_first is not None:
             before_first()
+        # A process killed while it created this folder's files leaves their temp files and
+        # no file: the folder still counts as new, and its litter goes here.
+        self._remove_stale_temps()
         self._acquire_connection()
         for table in self._tables.values():
             self._write_empty(table, sync_folder=False)

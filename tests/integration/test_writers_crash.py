@@ -295,6 +295,20 @@ def test_stale_temp_files_of_a_crashed_writer_are_removed(folder: Path, clock: F
     assert unrelated.read_bytes() == b"user file"
 
 
+def test_stale_temp_files_of_a_new_folder_are_removed(folder: Path, clock: FakeClock) -> None:
+    # A process killed while it created a new date's files (on its flusher) leaves a temp
+    # file and no parquet file: the next open still treats the folder as new.
+    folder.mkdir(parents=True)
+    stale = folder / ".market_data.parquet.999999999.tmp"
+    stale.write_bytes(b"half a parquet file")
+    writers = RunWriters(folder, clock=clock, background=True)
+    writers.close()
+    assert not stale.exists()
+    assert sorted(p.name for p in folder.glob("*.parquet")) == sorted(
+        t.file_name for t in TABLES.values()
+    )
+
+
 def test_reader_process_never_sees_a_partial_file(tmp_path: Path, clock: FakeClock) -> None:
     folder = tmp_path / "run_1"
     batch, flushes = 40, 120
