@@ -8,13 +8,15 @@ order again (see ``reconcile.py``).
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import orjson
 
 from argo_engine.domain.orders import Order
-from argo_engine.engine.base import EngineBase
 from argo_engine.persistence.files import persistence_error
-from argo_engine.persistence.journal import is_sealed, unseal_line
+from argo_engine.persistence.journal import Journal, is_sealed, unseal_line
+from argo_engine.persistence.schema import JOURNAL_DIR
+from argo_engine.persistence.writers import RunWriters
 
 log = logging.getLogger(__name__)
 
@@ -22,27 +24,71 @@ log = logging.getLogger(__name__)
 ACCEPTED_FILE = "accepted-orders.jsonl"
 
 
-class AcceptedOrders(EngineBase):
-    """Writes, reads and drains the open date's acceptance journal (a part of ``TradingEngine``).
+class AcceptedOrders:
+    """The open date's journal of the orders a local-book broker accepted since the last save.
 
-    The journal itself is the engine's ``_accepted`` (opened with each date's folder) and
-    ``_accepted_dirty`` says whether it may hold lines a saved state does not.
+    One per engine, for its whole life: each date's folder opens its own journal file in it.
+
+    Attributes:
+        journal: The open date's journal, None before a date opens or once it is handed to a
+            date closing in the background.
+        dirty: Whether the journal may hold lines that no saved state holds yet.
     """
 
-    def _read_accepted(self) -> list[str]:
+    __slots__ = ("dirty", "journal")
+
+    def __init__(self) -> None:
+        self.journal: Journal | None = None
+        self.dirty = False
+
+    def open(self, folder: Path) -> None:
+        """Open the journal of a date's run folder, closing the previous date's.
+
+        Args:
+            folder: The run folder being opened.
+        """
+        if self.journal is not None:
+            self.journal.close()
+        self.journal = Journal(folder / JOURNAL_DIR / ACCEPTED_FILE)
+        self.dirty = self.journal.path.exists()
+
+    def detach(self) -> Journal | None:
+        """Hand the journal over to its date's background close; no date's journal is open then.
+
+        Returns:
+            The journal, for the close to remove once the date's final state is written.
+        """
+        journal, self.journal = self.journal, None
+        self.dirty = False
+        return journal
+
+    def snapshot(self) -> tuple[Journal | None, int]:
+        """The journal a state snapshot taken now holds, for the flusher to empty after it.
+
+        Returns:
+            The journal (None when it holds nothing the last state does not) and its
+            generation, to truncate it only if nothing was accepted after the snapshot
+            (:meth:`Journal.truncate_if_unchanged`). The journal counts as clean from now on.
+        """
+        journal = self.journal if self.dirty else None
+        generation = journal.generation if journal is not None else 0
+        self.dirty = False
+        return journal, generation
+
+    def read_ids(self) -> list[str]:
         """Ids of the orders journaled as accepted since the last state save, in order.
 
         A torn last line (the crash cut the write) or an unreadable one is ignored: its order
         was not durably accepted.
         """
-        if self._accepted is None:
+        if self.journal is None:
             return []
         try:
-            data = self._accepted.path.read_bytes()
+            data = self.journal.path.read_bytes()
         except FileNotFoundError:
             return []
         except OSError as exc:
-            raise persistence_error(exc, self._accepted.path) from exc
+            raise persistence_error(exc, self.journal.path) from exc
         ids: dict[str, None] = {}
         sealed = is_sealed(data)
         for raw in data.split(b"\n"):
@@ -54,46 +100,54 @@ class AcceptedOrders(EngineBase):
                     raise orjson.JSONDecodeError("checksum mismatch", "", 0)
                 record = orjson.loads(line)
             except orjson.JSONDecodeError:
-                log.warning("ignoring an unreadable line of %s", self._accepted.path)
+                log.warning("ignoring an unreadable line of %s", self.journal.path)
                 continue
             if isinstance(record, dict) and isinstance(record.get("order_id"), str):
                 ids[record["order_id"]] = None
         return list(ids)
 
-    def _journal_accepted(self, order: Order) -> None:
+    def record(self, order: Order, writers: RunWriters | None) -> None:
         """Make a local-book broker's acceptance of ``order`` durable until the next state save.
+
+        Args:
+            order: The accepted order.
+            writers: The open date's writers, whose durable rows (the order's intent) are
+                synced first.
 
         Raises:
             PersistenceError: If the journal cannot be written.
         """
-        if self._replay_order is None or self._accepted is None:
+        if self.journal is None:
             return
-        if self.writers is not None:
+        if writers is not None:
             # The acceptance must never be durable without the intent it refers to.
-            self.writers.sync_durable()
+            writers.sync_durable()
         record = {"order_id": order.order_id, "at": order.timestamp.isoformat()}
-        self._accepted.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
-        self._accepted.sync()
-        self._accepted_dirty = True
+        self.journal.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+        self.journal.sync()
+        self.dirty = True
 
-    def _drain_accepted(self, *, remove: bool = False) -> None:
-        """Empty (or delete) the acceptance journal once a saved state holds its orders.
+    def drain(self, *, remove: bool = False) -> None:
+        """Empty (or delete) the journal once a saved state holds its orders.
 
         The file is closed too (the next acceptance reopens it), so that an engine released
         after a flush holds no descriptor.
 
+        Args:
+            remove: Delete the file (the date is final) instead of emptying it.
+
         Raises:
             PersistenceError: If the file cannot be truncated or removed.
         """
-        journal = self._accepted
+        journal = self.journal
         if journal is None:
             return
         if remove:
             journal.remove()
-        elif self._accepted_dirty:
+        elif self.dirty:
             journal.truncate()
             journal.close()
-        self._accepted_dirty = False
+        self.dirty = False
 
 
 __all__ = ["ACCEPTED_FILE", "AcceptedOrders"]

@@ -2,14 +2,16 @@
 
 ``TradingEngine`` (``engine/core.py``) is put together from parts, one responsibility per
 module, each a class that inherits the parts it calls: ``MarksAndLogs`` (``marks_logs.py``),
-``StatsDocument`` (``stats_document.py``), ``AcceptedOrders`` (``accepted_orders.py``),
-``EngineState`` (``state.py``), ``FlushSchedule`` (``flush_schedule.py``), ``OrderRouting``
-(``orders.py``), ``Reconciliation`` (``reconcile.py``) and ``TradingDay``
-(``trading_day.py``). They all work on one engine's state, which ``TradingEngine.__init__``
-sets. The annotations below only declare that state for the type checker: they create no
-class attributes, so every field stays a plain instance attribute, as cheap to read per bar as
-when the engine was one class, and a method of any part is found on the engine's type as
-before.
+``StatsDocument`` (``stats_document.py``), ``EngineState`` (``state.py``),
+``FlushSchedule`` (``flush_schedule.py``), ``OrderRouting`` (``orders.py``),
+``Reconciliation`` (``reconcile.py``) and ``TradingDay`` (``trading_day.py``). They are parts
+rather than separate objects because each reads and changes much of one engine's state
+(cursors, open orders, statistics, the open date's writers), most of it on the per-bar path.
+That state is set by ``TradingEngine.__init__``; the annotations below only declare it for the
+type checker. They create no class attributes, so every field stays a plain instance
+attribute, as cheap to read per bar as when the engine was one class, and a method of any part
+is found on the engine's type as before. What does separate, the accepted-orders journal, is
+an object of its own (``accepted_orders.AcceptedOrders``).
 """
 
 from __future__ import annotations
@@ -25,11 +27,11 @@ from argo_engine.clock import Clock
 from argo_engine.domain.ledger import PnlMethod
 from argo_engine.domain.market import Bar
 from argo_engine.domain.orders import Order
+from argo_engine.engine.accepted_orders import AcceptedOrders
 from argo_engine.engine.callbacks import EngineCallbacks
 from argo_engine.engine.context import EngineContext
 from argo_engine.engine.stats import StatsTracker, StrategyInfo
 from argo_engine.errors import TerminalError
-from argo_engine.persistence.journal import Journal
 from argo_engine.persistence.trade_ids import TradeIdLog
 from argo_engine.persistence.writers import RunWriters
 from argo_engine.ports import Broker, MarketDataFeed
@@ -78,8 +80,7 @@ class EngineBase:
     _order_prefix: str
     _replay_order: Callable[[Order], None] | None
     _durable_orders: bool
-    _accepted: Journal | None
-    _accepted_dirty: bool
+    _accepted: AcceptedOrders
     _day_trades: TradeIdLog | None
     _stats_dirty: bool
     _next_stats_at: float

@@ -35,6 +35,7 @@ from argo_engine.domain.ledger import PnlMethod
 from argo_engine.domain.market import Bar
 from argo_engine.domain.orders import Order
 from argo_engine.engine.accepted_orders import ACCEPTED_FILE as ACCEPTED_FILE
+from argo_engine.engine.accepted_orders import AcceptedOrders
 from argo_engine.engine.callbacks import EngineCallbacks, SessionInfo
 from argo_engine.engine.context import EngineContext
 from argo_engine.engine.orders import OrderRouting
@@ -54,7 +55,6 @@ from argo_engine.errors import (
     TerminalError,
     TransientError,
 )
-from argo_engine.persistence.journal import Journal
 from argo_engine.persistence.trade_ids import TradeIdLog
 from argo_engine.persistence.writers import RunWriters
 from argo_engine.ports import Broker, MarketDataFeed
@@ -164,8 +164,7 @@ class TradingEngine(TradingDay, OrderRouting):
         self._durable_orders = (
             self._replay_order is None or settings.persistence.paper_fsync == "per_order"
         )
-        self._accepted: Journal | None = None
-        self._accepted_dirty = False
+        self._accepted = AcceptedOrders()
         # The fills the engine has counted on the open date, in booking order (recovery
         # replays the stored fills that are not in it).
         self._day_trades: TradeIdLog | None = None
@@ -500,7 +499,7 @@ class TradingEngine(TradingDay, OrderRouting):
             if self.writers is not None:
                 # A stopped run leaves no pending journal behind: parquet files hold everything.
                 self.writers.finalize()
-                self._drain_accepted(remove=True)
+                self._accepted.drain(remove=True)
                 self.writers.close()
         finally:
             if self._started:

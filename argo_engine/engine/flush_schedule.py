@@ -32,9 +32,8 @@ class FlushSchedule(EngineState, StatsDocument):
             data = self._state_bytes()
             document = plain_document(self._stats_document())
             folder = self.folder
-            accepted = self._accepted if self._accepted_dirty else None
-            accepted_generation = accepted.generation if accepted is not None else 0
-            self._accepted_dirty = False
+            accepted_orders = self._accepted
+            accepted, accepted_generation = accepted_orders.snapshot()
             self._stats_dirty = False
             now = self.clock.monotonic()
             self._next_stats_at = now + self.settings.persistence.flush_interval_s
@@ -47,7 +46,7 @@ class FlushSchedule(EngineState, StatsDocument):
                 atomic_write_bytes(folder / JOURNAL_DIR / STATE_FILE, data)
                 if accepted is not None and not accepted.truncate_if_unchanged(accepted_generation):
                     # Accepted after the snapshot: those lines must wait for the next state.
-                    self._accepted_dirty = True
+                    accepted_orders.dirty = True
                 write_stats_yaml(folder / STATS_FILE, document)
 
         writers.submit(after_sync, full=full)

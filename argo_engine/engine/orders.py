@@ -13,7 +13,6 @@ from collections.abc import Sequence
 
 from argo_engine.domain.enums import OrderStatus, OrderType, PositionType, Side
 from argo_engine.domain.orders import Order, OrderIntent
-from argo_engine.engine.accepted_orders import AcceptedOrders
 from argo_engine.engine.marks_logs import MarksAndLogs
 from argo_engine.errors import StrategyError, TransientError
 from argo_engine.ports import OrderUpdate
@@ -24,7 +23,7 @@ _ORDER_SESSION_CHARS = 24
 _ORDER_SESSION_DIGEST = 8
 
 
-class OrderRouting(AcceptedOrders, MarksAndLogs):
+class OrderRouting(MarksAndLogs):
     """Places, cancels and books orders (a part of ``TradingEngine``)."""
 
     def _next_order_id(self) -> str:
@@ -98,7 +97,9 @@ class OrderRouting(AcceptedOrders, MarksAndLogs):
                     latest = update.order
         if latest.status is OrderStatus.PENDING:
             self._open[latest.order_id] = latest
-            self._journal_accepted(latest)
+            if self._replay_order is not None:
+                # Only a local book is rebuilt from this journal after a crash.
+                self._accepted.record(latest, self.writers)
         return latest
 
     def cancel_order(self, order_id: str) -> bool:

@@ -21,7 +21,6 @@ from typing import Any
 from argo_engine.domain.enums import LogLevel, OrderStatus
 from argo_engine.domain.market import Bar
 from argo_engine.domain.orders import Fill, Order
-from argo_engine.engine.accepted_orders import AcceptedOrders
 from argo_engine.engine.marks_logs import MarksAndLogs
 from argo_engine.engine.orders import _order_seq_of
 from argo_engine.engine.rebuild import (
@@ -41,7 +40,7 @@ from argo_engine.persistence.trade_ids import TradeIdLog
 log = logging.getLogger(__name__)
 
 
-class Reconciliation(AcceptedOrders, MarksAndLogs, StatsDocument):
+class Reconciliation(MarksAndLogs, StatsDocument):
     """Reconciles the restored state with the open folder's files (a part of ``TradingEngine``)."""
 
     def _reconcile_with_files(self) -> list[Fill]:
@@ -238,7 +237,7 @@ class Reconciliation(AcceptedOrders, MarksAndLogs, StatsDocument):
         assert trades is not None
         local = self._replay_order
         open_at_broker = {o.order_id for o in self.broker.open_orders()}
-        accepted = self._read_accepted()
+        accepted = self._accepted.read_ids()
         accepted_ids = set(accepted)
         latest: dict[str, Order] = {}
         for row in writers.read_table("orders"):

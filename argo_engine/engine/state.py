@@ -16,7 +16,7 @@ import orjson
 
 from argo_engine.domain.market import Bar
 from argo_engine.domain.orders import Order
-from argo_engine.engine.accepted_orders import AcceptedOrders
+from argo_engine.engine.base import EngineBase
 from argo_engine.engine.stats import StatsTracker
 from argo_engine.errors import RecoveryError, StrategyError
 from argo_engine.persistence.files import atomic_write_bytes
@@ -26,7 +26,7 @@ STATE_FILE = "engine-state.json"
 STATE_VERSION = 1
 
 
-class EngineState(AcceptedOrders):
+class EngineState(EngineBase):
     """Saves and restores the engine state (a part of ``TradingEngine``)."""
 
     def save_state(self) -> None:
@@ -47,7 +47,7 @@ class EngineState(AcceptedOrders):
             self._day_trades.sync_to(counted)
         atomic_write_bytes(journal / STATE_FILE, data)
         # The saved broker state now holds every order accepted so far.
-        self._drain_accepted()
+        self._accepted.drain()
 
     def _counted_trades(self) -> int:
         return len(self._day_trades) if self._day_trades is not None else 0

@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from argo_engine.domain.enums import LogLevel
-from argo_engine.engine.accepted_orders import ACCEPTED_FILE
 from argo_engine.engine.flush_schedule import FlushSchedule
 from argo_engine.engine.reconcile import (
     Reconciliation,
@@ -30,7 +29,6 @@ from argo_engine.engine.reconcile import (
 from argo_engine.engine.state import STATE_FILE, load_state
 from argo_engine.errors import RecoveryError
 from argo_engine.persistence.files import atomic_write_bytes, move_aside
-from argo_engine.persistence.journal import Journal
 from argo_engine.persistence.runs import RunInfo, open_run_folder, parse_run_number
 from argo_engine.persistence.schema import JOURNAL_DIR, STATS_FILE
 from argo_engine.persistence.stats_yaml import (
@@ -142,10 +140,7 @@ class TradingDay(Reconciliation, FlushSchedule):
         self.folder = folder
         self.day = day
         self._day_lo, self._day_hi = self.day_bounds(day)
-        if self._accepted is not None:
-            self._accepted.close()
-        self._accepted = Journal(folder / JOURNAL_DIR / ACCEPTED_FILE)
-        self._accepted_dirty = self._accepted.path.exists()
+        self._accepted.open(folder)
         stats_path = folder / STATS_FILE
         if stats_path.exists():
             try:
@@ -219,7 +214,7 @@ class TradingDay(Reconciliation, FlushSchedule):
         self._stats_dirty = True
         self.write_stats()
         writers.finalize()
-        self._drain_accepted(remove=True)
+        self._accepted.drain(remove=True)
         closed = self._closed_day()
         self.closed_days.append(closed)
         self._fire("on_day_closed", day, closed.daily)
@@ -278,8 +273,7 @@ class TradingDay(Reconciliation, FlushSchedule):
         data = self._state_bytes()
         document = plain_document(self._stats_document())
         folder = self.folder
-        accepted, self._accepted = self._accepted, None
-        self._accepted_dirty = False
+        accepted = self._accepted.detach()
 
         def after_sync() -> None:
             (folder / JOURNAL_DIR).mkdir(exist_ok=True)
