@@ -306,8 +306,11 @@ def mark_recovery(folder: Path) -> bool:
     Opening its writers moves those rows into the parquet files and empties the journals,
     before the state is reconciled with them (fills applied again, PENDING orders resolved
     with the broker). Should that fail (a venue answering 503), the journals no longer
-    tell that the folder needs recovery: the marker does, until :meth:`open_day` has saved
-    the reconciled state. A new folder has no journal: one ``stat`` call.
+    tell that the folder needs recovery: the marker does, until ``TradingDay.open_day`` has
+    saved the reconciled state. A new folder has no journal: one ``stat`` call.
+
+    Args:
+        folder: The run folder being opened.
 
     Returns:
         Whether the folder is being recovered (marked now, or by an earlier open that
@@ -328,6 +331,9 @@ def mark_recovery(folder: Path) -> bool:
 def unmark_recovery(folder: Path) -> None:
     """Remove the recovery marker once the reconciled state is durable.
 
+    Args:
+        folder: The run folder being recovered.
+
     Raises:
         PersistenceError: If the marker cannot be removed.
     """
@@ -344,6 +350,13 @@ def open_trade_log(folder: Path, own: Mapping[str, Any] | None) -> TradeIdLog:
 
     A state saved before the log existed holds the ids themselves (``day_trade_ids``);
     they are booked into a new log, in no particular order.
+
+    Args:
+        folder: The run folder.
+        own: The state saved in the folder itself, None when it has none.
+
+    Returns:
+        The log of the fills counted on the folder's date.
     """
     if own is None or "day_trade_ids" in own:
         trades = TradeIdLog(folder / JOURNAL_DIR, None)

@@ -38,7 +38,7 @@ from argo_engine.persistence.stats_yaml import (
 )
 from argo_engine.persistence.writers import RunWriters
 
-# Dates whose final flush may run in the background at once (see TradingEngine._roll).
+# Dates whose final flush may run in the background at once (see TradingDay._roll).
 _MAX_CLOSING = 4
 
 
