@@ -17,7 +17,7 @@ from argo_engine.clock import FakeClock
 from argo_engine.domain.enums import OrderStatus, OrderType, PositionType, Side
 from argo_engine.domain.market import Bar
 from argo_engine.domain.orders import Order, OrderIntent
-from argo_engine.engine.core import _order_seq_of
+from argo_engine.engine.orders import _order_seq_of
 from argo_engine.providers.binance.parsing import client_order_id
 from argo_engine.session import new_session_id, open_engine, run_session, start_session
 from argo_engine.settings import ArgoSettings, load_settings
