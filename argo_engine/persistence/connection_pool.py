@@ -60,7 +60,8 @@ class _ConnectionPool:
         con.close()
 
 
-# The dates closing in the background (engine._MAX_CLOSING) plus the open one, and a spare.
+# The dates closing in the background (_MAX_CLOSING in engine/trading_day.py) plus the open
+# one, and a spare.
 _connections = _ConnectionPool(keep=6)
 
 
