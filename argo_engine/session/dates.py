@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -12,15 +11,10 @@ import duckdb
 from argo_engine.bootstrap import DEFAULT_SYNTHETIC_START
 from argo_engine.clock import Clock, LiveClock
 from argo_engine.domain.calendar import trading_date
-from argo_engine.engine.core import (
-    trading_day_bounds,
-)
+from argo_engine.engine.core import trading_day_bounds
 from argo_engine.errors import ConfigurationError
 from argo_engine.scratch_db import query_connection
 from argo_engine.settings import ArgoSettings
-
-if TYPE_CHECKING:
-    pass
 
 
 def first_trading_date(settings: ArgoSettings, clock: Clock) -> date:

@@ -10,15 +10,12 @@ import logging
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from argo_engine.bootstrap import build_engine
 from argo_engine.clock import Clock, LiveClock
 from argo_engine.domain.enums import EngineStatus
 from argo_engine.engine.callbacks import EngineCallbacks
-from argo_engine.engine.core import (
-    TradingEngine,
-)
+from argo_engine.engine.core import TradingEngine
 from argo_engine.ports import Broker, MarketDataFeed
 from argo_engine.session.plan import SessionPlan
 from argo_engine.session.resume import find_resume_state
@@ -26,9 +23,6 @@ from argo_engine.session.stored_bars import stored_bars
 from argo_engine.settings import ArgoSettings
 from argo_engine.strategies.base import Strategy
 from argo_engine.strategies.registry import strategy_code
-
-if TYPE_CHECKING:
-    pass
 
 # The logger keeps the name it had before the session module became a package, so that log
 # lines (the CLI prints the logger's name) read as they did.

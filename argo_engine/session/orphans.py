@@ -6,31 +6,20 @@ import contextlib
 import logging
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
 from argo_engine.clock import Clock, LiveClock
-from argo_engine.engine.core import (
-    STATE_FILE,
-    order_id_prefix,
-)
+from argo_engine.engine.core import STATE_FILE, order_id_prefix
 from argo_engine.errors import RecoveryError
 from argo_engine.persistence.journal import journal_holds_data
-from argo_engine.persistence.runs import (
-    RunInfo,
-    parse_run_number,
-    read_run_yaml,
-    write_run_yaml,
-)
+from argo_engine.persistence.runs import RunInfo, parse_run_number, read_run_yaml, write_run_yaml
 from argo_engine.persistence.schema import JOURNAL_DIR, RUN_FILE, STATS_FILE, TABLES
 from argo_engine.session.resume import _safe_state
 from argo_engine.settings import ArgoSettings
-
-if TYPE_CHECKING:
-    pass
 
 # The logger keeps the name it had before the session module became a package, so that log
 # lines (the CLI prints the logger's name) read as they did.

@@ -6,23 +6,17 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from argo_engine.bootstrap import build_engine
 from argo_engine.clock import Clock, LiveClock
 from argo_engine.persistence.journal import journal_holds_data
-from argo_engine.persistence.runs import (
-    find_session_runs,
-)
+from argo_engine.persistence.runs import find_session_runs
 from argo_engine.persistence.schema import JOURNAL_DIR, STATS_FILE, TABLES
 from argo_engine.persistence.writers import remove_stale_temps
 from argo_engine.ports import Broker
 from argo_engine.session.factory import _release
 from argo_engine.session.resume import _session_run_number, find_resume_state
 from argo_engine.settings import ArgoSettings
-
-if TYPE_CHECKING:
-    pass
 
 # The logger keeps the name it had before the session module became a package, so that log
 # lines (the CLI prints the logger's name) read as they did.

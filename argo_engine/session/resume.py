@@ -1,7 +1,8 @@
-"""Reading what earlier runs of a session left: the saved engine state to resume from.
+"""What earlier runs of a session left: the saved engine state a start resumes from.
 
-Also the session's run number of a folder and a state that is unreadable ignored, which
-the start, the recovery and the orphan adoption share.
+Also the two readers the start, the recovery and the orphan adoption share: the session's
+run number of a folder (``_session_run_number``) and a folder's engine state, None when it is
+unreadable (``_safe_state``).
 """
 
 from __future__ import annotations
@@ -9,22 +10,12 @@ from __future__ import annotations
 import logging
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from argo_engine.engine.core import (
-    STATE_FILE,
-    load_state,
-)
+from argo_engine.engine.core import STATE_FILE, load_state
 from argo_engine.errors import RecoveryError
-from argo_engine.persistence.runs import (
-    find_session_runs,
-    read_run_yaml,
-    session_run_number,
-)
+from argo_engine.persistence.runs import find_session_runs, read_run_yaml, session_run_number
 from argo_engine.persistence.schema import JOURNAL_DIR
-
-if TYPE_CHECKING:
-    pass
 
 # The logger keeps the name it had before the session module became a package, so that log
 # lines (the CLI prints the logger's name) read as they did.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
 
 from argo_engine.clock import Clock, LiveClock
 from argo_engine.engine.callbacks import EngineCallbacks
@@ -14,9 +13,6 @@ from argo_engine.session.start import start_session
 from argo_engine.session.trading_date import _summary_from_engine
 from argo_engine.settings import ArgoSettings
 from argo_engine.strategies.base import Strategy
-
-if TYPE_CHECKING:
-    pass
 
 
 def run_session(

@@ -8,17 +8,12 @@ import shutil
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pyarrow.parquet as pq
 
 from argo_engine.clock import Clock, LiveClock
 from argo_engine.persistence.journal import journal_holds_data
-from argo_engine.persistence.runs import (
-    RunInfo,
-    allocate_run,
-    find_session_runs,
-)
+from argo_engine.persistence.runs import RunInfo, allocate_run, find_session_runs
 from argo_engine.persistence.schema import JOURNAL_DIR, RUN_FILE, STATS_FILE, TABLES
 from argo_engine.ports import Broker
 from argo_engine.session.dates import first_trading_date
@@ -28,9 +23,6 @@ from argo_engine.session.recovery import recover_stale_runs
 from argo_engine.session.resume import _safe_state, _session_run_number
 from argo_engine.settings import ArgoSettings, validate_session_id
 from argo_engine.strategies.registry import resolve_strategy
-
-if TYPE_CHECKING:
-    pass
 
 # The logger keeps the name it had before the session module became a package, so that log
 # lines (the CLI prints the logger's name) read as they did.

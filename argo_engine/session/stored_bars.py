@@ -5,16 +5,13 @@ from __future__ import annotations
 import logging
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 
 from argo_engine.domain.market import Bar
 from argo_engine.persistence.parquet_append import ParquetAppendError, check_file, read_footer
 from argo_engine.scratch_db import query_connection
-
-if TYPE_CHECKING:
-    pass
 
 # The logger keeps the name it had before the session module became a package, so that log
 # lines (the CLI prints the logger's name) read as they did.

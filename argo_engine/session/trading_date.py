@@ -11,20 +11,15 @@ from collections.abc import Callable
 from dataclasses import asdict
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from argo_engine.clock import Clock
 from argo_engine.engine.callbacks import EngineCallbacks
-from argo_engine.engine.core import (
-    TradingEngine,
-)
+from argo_engine.engine.core import TradingEngine
 from argo_engine.ports import Broker, MarketDataFeed
 from argo_engine.session.factory import _release, open_engine
 from argo_engine.session.plan import DaySummary, SessionPlan
 from argo_engine.settings import ArgoSettings
-
-if TYPE_CHECKING:
-    pass
 
 
 def prefetch_day(
