@@ -6,7 +6,7 @@ Each port has a real implementation and a paper/replay/fake one; the engine only
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -33,6 +33,22 @@ class MarketDataFeed(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+        ...
+
+
+class ResumableFeed(MarketDataFeed, Protocol):
+    """A feed that can start its next stream after the bars a session already stored.
+
+    Optional: the engine calls ``resume_after`` before streaming when the feed has it, and
+    otherwise skips the stored bars the feed yields again.
+    """
+
+    def resume_after(self, last: Mapping[str, Bar]) -> None:
+        """Make the next :meth:`stream` start after ``last`` (the last stored bar per symbol).
+
+        A feed that cannot continue a symbol from its bar yields that symbol from its start,
+        and the engine skips what is already stored.
+        """
         ...
 
 

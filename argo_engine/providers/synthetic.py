@@ -70,6 +70,9 @@ class SyntheticFeed:
         self.pace = pace
         self.clock = clock or LiveClock()
         self._prices = dict(start_prices or {})
+        # Bars per walk segment: a day's worth (at least one).
+        self._segment_len = max(1, round(timedelta(days=1) / self.step))
+        self._resume: dict[str, tuple[int, float]] = {}
 
     def _start_price(self, symbol: str) -> float:
         if symbol in self._prices:
@@ -78,14 +81,50 @@ class SyntheticFeed:
             return _DEFAULT_PRICES[symbol]
         return 10.0 + random.Random(f"price:{symbol}").random() * 990.0
 
-    def _walk(self, symbol: str) -> Iterator[tuple[float, float, float, float, float]]:
-        rng = random.Random(f"{self.seed}:{symbol}")
-        gauss, rand = rng.gauss, rng.random
+    def _segment_rng(self, symbol: str, segment: int) -> random.Random:
+        # Segment 0 keeps the walk's original seed: a session shorter than a day sees the
+        # same bars as before segments existed.
+        if segment == 0:
+            return random.Random(f"{self.seed}:{symbol}")
+        return random.Random(f"{self.seed}:{symbol}:{segment}")
+
+    def _walk(
+        self, symbol: str, first: int = 0, price: float | None = None
+    ) -> Iterator[tuple[float, float, float, float, float]]:
+        """The walk's values of ``symbol`` from bar index ``first`` on.
+
+        The walk is cut into segments of a day's bars, each with its own seeded generator and
+        starting volatility; the price carries over from segment to segment. So the bars from
+        index ``first`` on depend only on the close of bar ``first - 1`` (``price``) and on the
+        generator's draws since the start of ``first``'s segment, which are replayed without
+        the price arithmetic: a resumed stream costs at most a day's draws, not the session's
+        whole walk.
+        """
+        n = self._segment_len
         anchor = self._start_price(symbol)
         log_anchor = math.log(anchor)
-        price = anchor
+        if first == 0 or price is None:
+            first, price = 0, anchor
+        segment, offset = divmod(first, n)
+        rng = self._segment_rng(symbol, segment)
+        gauss, rand = rng.gauss, rng.random
         sigma = 0.003
-        for _ in range(self.count):
+        for _ in range(offset):  # the draws of the segment's bars before ``first``
+            if rand() < 0.01:
+                sigma = 0.0015 + 0.004 * rand()
+            gauss(0.0, 1.0)
+            gauss(0.0, 1.0)
+            gauss(0.0, 1.0)
+            rand()
+        left = n - offset
+        for _ in range(self.count - first):
+            if not left:  # a new segment: its own generator, volatility back to the start
+                segment += 1
+                left = n
+                rng = self._segment_rng(symbol, segment)
+                gauss, rand = rng.gauss, rng.random
+                sigma = 0.003
+            left -= 1
             if rand() < 0.01:  # volatility regime switch, about every 100 bars
                 sigma = 0.0015 + 0.004 * rand()
             drift = -0.02 * (math.log(price) - log_anchor)
@@ -99,13 +138,41 @@ class SyntheticFeed:
             yield open_, high, low, close, volume
             price = close
 
+    def resume_after(self, last: Mapping[str, Bar]) -> None:
+        """Start the next stream after these stored bars instead of at the feed's start.
+
+        Each symbol's walk continues from its stored bar's close, so the bars that follow are
+        those an uninterrupted stream would have yielded, without generating the bars before
+        them again (a session resumed on its 140th date would otherwise regenerate 139 days
+        of walk for the engine to skip). A symbol without a stored bar, or whose bar is not
+        on this feed's time grid, starts from the beginning.
+
+        Args:
+            last: The last stored bar per symbol.
+        """
+        first: dict[str, tuple[int, float]] = {}
+        for symbol in self.symbols:
+            bar = last.get(symbol)
+            if bar is None or bar.time is None or bar.time < self.start:
+                continue
+            index, rest = divmod(bar.time - self.start, self.step)
+            if rest or not math.isfinite(bar.close) or bar.close <= 0:
+                continue
+            first[symbol] = (int(index) + 1, bar.close)
+        self._resume = first
+
     def _bars(self) -> Iterator[Bar]:
-        walks = [(s, self._walk(s)) for s in self.symbols]
-        for i in range(self.count):
-            t = self.start + i * self.step
-            for symbol, walk in walks:
-                o, h, lo, c, v = next(walk)
-                yield Bar(symbol, t, o, h, lo, c, v)
+        resume = self._resume
+        starts = {s: resume.get(s, (0, None)) for s in self.symbols}
+        begin = min((i for i, _ in starts.values()), default=0)
+        walks = [(s, starts[s][0], self._walk(s, *starts[s])) for s in self.symbols]
+        start, step = self.start, self.step
+        for i in range(begin, self.count):
+            t = start + i * step
+            for symbol, first, walk in walks:
+                if i >= first:
+                    o, h, lo, c, v = next(walk)
+                    yield Bar(symbol, t, o, h, lo, c, v)
 
     def stream(self, stop: threading.Event) -> Iterator[Bar]:
         """Yield bars in time order (all symbols of a time before the next time)."""
@@ -136,6 +203,3 @@ class SyntheticFeed:
 
     def close(self) -> None:
         """Nothing to release."""
-
-
-_ = timedelta

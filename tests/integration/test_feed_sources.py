@@ -40,6 +40,41 @@ def test_synthetic_is_deterministic_ordered_and_valid() -> None:
     assert btc[1].open == btc[0].close  # a continuous walk
 
 
+@pytest.mark.parametrize("cut", [1, 2, 2 * 1439, 2 * 1440, 2 * 1440 + 1, 2 * 2881 + 1, 2 * 3000])
+def test_synthetic_resume_continues_the_uninterrupted_walk(cut: int) -> None:
+    """After resume_after(last stored bars), the stream is the tail of an uninterrupted one.
+
+    Cuts fall inside the first day's segment, on and around a segment boundary (1,440 bars of
+    1m), with the two symbols one bar apart, and at the very end.
+    """
+
+    def feed() -> SyntheticFeed:
+        return SyntheticFeed(symbols=["BTCUSDT", "ETHUSDT"], interval="1m", start=T0, bars=3000)
+
+    full = list(feed().stream(threading.Event()))
+    last = {bar.symbol: bar for bar in full[:cut]}
+    resumed = feed()
+    resumed.resume_after(last)
+    assert list(resumed.stream(threading.Event())) == full[cut:]
+    # The walk stays continuous across the day's segment boundary.
+    btc = [x for x in full if x.symbol == "BTCUSDT"]
+    assert btc[1440].open == btc[1439].close
+
+
+def test_synthetic_resume_ignores_bars_it_cannot_continue() -> None:
+    """A symbol without a stored bar, or a bar off the feed's grid, starts from the beginning."""
+    full = list(SyntheticFeed(symbols=["A", "B"], interval="1m", start=T0, bars=50)
+                .stream(threading.Event()))  # fmt: skip
+    off_grid = full[20]._replace(time=full[20].time + timedelta(seconds=30))
+    feed = SyntheticFeed(symbols=["A", "B"], interval="1m", start=T0, bars=50)
+    feed.resume_after({"A": off_grid})
+    assert list(feed.stream(threading.Event())) == full
+    feed.resume_after({"B": full[41]})  # B's bar 20: A from the start, B from bar 21
+    got = list(feed.stream(threading.Event()))
+    assert [b for b in got if b.symbol == "A"] == [b for b in full if b.symbol == "A"]
+    assert [b for b in got if b.symbol == "B"] == [b for b in full if b.symbol == "B"][21:]
+
+
 def test_synthetic_end_option_and_history() -> None:
     feed = SyntheticFeed(symbols=["BTCUSDT"], interval="5m", start=T0, end=T0 + timedelta(hours=1))
     bars = list(feed.stream(threading.Event()))
