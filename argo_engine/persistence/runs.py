@@ -12,6 +12,7 @@ the run takes the next free N of that date, and its run.yaml records the session
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import re
 import secrets
@@ -195,6 +196,18 @@ def write_run_yaml(folder: Path, info: RunInfo) -> None:
     atomic_write_bytes(folder / RUN_FILE, data)
 
 
+@functools.lru_cache(maxsize=4096)
+def _read_run_yaml_as_of(folder: Path, inode: int, mtime_ns: int, size: int) -> RunInfo | None:
+    """:func:`read_run_yaml`, parsed once per version of the file.
+
+    Every open of a session's engine looks its runs up (three times per trading date on the
+    Prefect path), and parsing every run.yaml of a 140-date session each time made a date's
+    cost grow with the dates before it. The file's inode, mtime and size key the cache: a
+    rewrite (always a new file, renamed into place) is read again.
+    """
+    return read_run_yaml(folder)
+
+
 def read_run_yaml(folder: Path) -> RunInfo | None:
     """Read ``run.yaml``; None when absent.
 
@@ -341,8 +354,9 @@ def find_session_runs(data_output: Path, session_id: str) -> list[tuple[date, in
         if n is None:
             continue
         try:
-            info = read_run_yaml(folder)
-        except RecoveryError:
+            stat = run_yaml.stat()
+            info = _read_run_yaml_as_of(folder, stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        except (RecoveryError, OSError):
             continue
         if info is not None and info.session_id == session_id:
             found.append((info.date, n, folder))
