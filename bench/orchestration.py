@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +82,14 @@ def _gaps(starts: list[float], first: bool, k: int) -> float:
     return statistics.median(gaps[:k] if first else gaps[-k:])
 
 
-def run(short: int, long: int, modes: list[str], interval: str, repeat: int) -> dict[str, Any]:
-    """Interleave the modes and lengths ``repeat`` times; medians of each figure."""
+def run(
+    short: int, long: int, modes: list[str], interval: str, repeat: int, profile: bool = False
+) -> dict[str, Any]:
+    """Interleave the modes and lengths ``repeat`` times; medians of each figure.
+
+    With ``profile``, the last long server-mode session's dates are also read back from the
+    API, piece by piece (:mod:`bench.orchestration_profile`).
+    """
     if short < 1 or long <= short:
         raise SystemExit("orchestration: need 1 <= --short < --long")
     root = Path(tempfile.mkdtemp(prefix="argo-bench-orch-"))
@@ -100,6 +107,7 @@ def run(short: int, long: int, modes: list[str], interval: str, repeat: int) -> 
         api.wait_ready()
         server_env["PREFECT_API_URL"] = api.url
     walls: dict[tuple[str, int], list[float]] = {}
+    pieces: dict[str, dict[str, float]] | None = None
     starts: dict[str, list[list[float]]] = {m: [] for m in modes}
     try:
         # Untimed first runs warm the file cache and the bytecode, and create the temporary
@@ -113,6 +121,7 @@ def run(short: int, long: int, modes: list[str], interval: str, repeat: int) -> 
             for dates in (short, long):
                 for mode in modes:
                     n += 1
+                    since = datetime.now(UTC)
                     wall, st = run_once(
                         mode,
                         dates,
@@ -123,6 +132,12 @@ def run(short: int, long: int, modes: list[str], interval: str, repeat: int) -> 
                     walls.setdefault((mode, dates), []).append(wall)
                     if dates == long:
                         starts[mode].append(st)
+                    if profile and mode == "server" and dates == long:
+                        from bench.orchestration_profile import profile as read_profile
+
+                        os.environ["PREFECT_API_URL"] = server_env["PREFECT_API_URL"]
+                        k = max(1, min(10, long // 4))
+                        pieces = read_profile(since, k, k)
     finally:
         if api is not None:
             api.stop()
@@ -156,6 +171,8 @@ def run(short: int, long: int, modes: list[str], interval: str, repeat: int) -> 
             for m in others
         }
         out["target_s_per_date"] = 1.0
+    if pieces is not None:
+        out["server_pieces_s"] = pieces
     return out
 
 
@@ -167,11 +184,16 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--modes", default="in-process,temporary,server")
     parser.add_argument("--interval", default="1m", choices=sorted(BARS_PER_DAY))
     parser.add_argument("--repeat", type=int, default=1, help="Rounds (medians are reported).")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="Read the long server-mode session's dates back from the API, piece by piece.",
+    )
     args = parser.parse_args(argv)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if any(m not in MODES for m in modes):
         raise SystemExit(f"orchestration: --modes takes {','.join(MODES)}")
-    figures = run(args.short, args.long, modes, args.interval, args.repeat)
+    figures = run(args.short, args.long, modes, args.interval, args.repeat, args.profile)
     rows: list[tuple[str, Any]] = []
     for key in ("wall_s", "marginal_s_per_date", "fixed_startup_s", "first_dates_s",
                 "last_dates_s", "orchestration_s_per_date", "ratio"):  # fmt: skip
