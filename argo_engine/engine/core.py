@@ -245,6 +245,11 @@ class TradingEngine(TradingDay, OrderRouting):
         for key, value in self._last_time.items():
             if key not in skip or skip[key] < value:
                 skip[key] = value
+        resume = getattr(self.feed, "resume_after", None)
+        if resume is not None and skip:
+            # A feed that can start after the stored bars saves generating (or reading) them
+            # again only for the loop below to skip them: on a session's 140th date, 139 days.
+            resume({s: b for s, b in self._last_bar.items() if skip.get(s) == b.time})
         process = self.process_bar
         is_set = stop.is_set
         symbols = self._symbol_set
