@@ -17,6 +17,8 @@ ROWS = (
     ("unrealized PnL", ("trade_pnl", "unrealized_pnl"), "{:.4f}"),
     ("total PnL", ("trade_pnl", "total_pnl"), "{:.4f}"),
     ("fees", ("total_fees",), "{:.4f}"),
+    # A SELL beyond the open lots (coins held before the session): not in the PnL above.
+    ("unmatched SELL qty", ("trade_result", "unmatched_qty"), "{:g}"),
 )
 
 
