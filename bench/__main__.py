@@ -1,6 +1,6 @@
 """``uv run python -m bench <name> [options]``: throughput, persist_scaling, latency, memory,
-prefetch, date_change, big_day, orchestration, checksums. Each prints a table and, as its last
-line, one JSON object with the figures."""
+prefetch, date_change, big_day, orchestration, checksums, instructions. Each prints a table
+and, as its last line, one JSON object with the figures."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ NAMES = (
     "big_day",
     "orchestration",
     "checksums",
+    "instructions",
 )
 
 

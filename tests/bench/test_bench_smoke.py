@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -42,12 +43,26 @@ CASES = {
         "--modes",
         "in-process,temporary",
     ],
+    "orchestration-profile": [
+        "--short",
+        "1",
+        "--long",
+        "2",
+        "--interval",
+        "1h",
+        "--modes",
+        "server",
+        "--profile",
+    ],
+    "instructions": ["--bars", "100"],
 }
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_benchmark_prints_figures(name: str) -> None:
     bench = name.split("-")[0]
+    if bench == "instructions" and shutil.which("valgrind") is None:
+        pytest.skip("valgrind is not installed")
     proc = subprocess.run(
         [sys.executable, "-m", "bench", bench, *CASES[name]],
         cwd=ROOT,
@@ -90,6 +105,14 @@ def test_benchmark_prints_figures(name: str) -> None:
     elif name == "latency":
         assert figures["bars"] == 400
         assert figures["p50_ms_start"] <= figures["p99_ms_start"]
+    elif name == "orchestration-profile":
+        pieces = figures["server_pieces_s"]
+        for piece in ("child_run", "stream_session", "finalize_day", "publish_stats"):
+            assert pieces[piece]["first"] > 0
+            assert pieces[piece]["last"] > 0
+    elif name == "instructions":
+        assert figures["bars"] == 1000
+        assert 0 < figures["engine_thread_instructions"] < figures["all_threads_instructions"]
     elif name == "orchestration":
         assert set(figures["wall_s"]) == {"in-process", "temporary"}
         assert all(v > 0 for v in figures["wall_s"]["temporary"].values())
