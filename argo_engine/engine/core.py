@@ -266,10 +266,15 @@ class TradingEngine(TradingDay, OrderRouting):
                     break
                 if skip:
                     last = skip.get(bar.symbol)
-                    if last is not None and bar.time <= last and bar.symbol in symbols:
-                        # Already stored by an earlier run or day of this session: not new.
-                        self._counts["skipped"] += 1
-                        continue
+                    if last is not None and bar.symbol in symbols:
+                        try:
+                            stored = bar.time <= last
+                        except TypeError:
+                            stored = False  # no time (a null in a file): process_bar rejects it
+                        if stored:
+                            # Already stored by an earlier run or day of this session: not new.
+                            self._counts["skipped"] += 1
+                            continue
                 day_before = self.day
                 outcome = process(bar, stop_at_day_end=stop_at_day_end)
                 if outcome is not None:

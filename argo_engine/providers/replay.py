@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import repeat
 from pathlib import Path
@@ -105,9 +105,29 @@ class ReplayFeed:
                 field="replay_file",
             )
         self._in_order = _in_time_symbol_order(self.path)
+        # Set by resume_after: the next stream starts after this time (UTC, naive).
+        self._after: datetime | None = None
+
+    def resume_after(self, last: Mapping[str, Bar]) -> None:
+        """Start the next stream after the stored bars instead of at the file's start.
+
+        The stream then reads only the rows after the earliest of the symbols' last stored
+        bars (a filter DuckDB pushes into the file scan): a session resumed on its 140th date
+        no longer decodes 139 days of rows for the engine to skip. Rows without a time are
+        kept, as in every stream (the engine rejects them). Without a stored bar for each of
+        the feed's symbols (or with no symbol list) the stream starts at the beginning.
+
+        Args:
+            last: The last stored bar per symbol.
+        """
+        times = [last[s].time for s in self.symbols or [] if s in last]
+        if not self.symbols or len(times) < len(self.symbols) or None in times:
+            self._after = None
+            return
+        self._after = min(times).astimezone(UTC).replace(tzinfo=None)
 
     def _query(
-        self, symbol: str | None = None, *, bounded: bool = True
+        self, symbol: str | None = None, *, bounded: bool = True, resumed: bool = False
     ) -> tuple[str, list[object]]:
         where = []
         params: list[object] = [str(self.path)]
@@ -135,11 +155,20 @@ class ReplayFeed:
             + " FROM read_parquet(?)"
             + (" WHERE " + " AND ".join(where) if where else "")
         )
+        after = self._after if resumed else None
         if self.bars is not None and bounded:
-            # The first ``bars`` bars of each symbol; the window loses file order.
+            # The first ``bars`` bars of each symbol; the window loses file order. A resumed
+            # stream cuts after the window, which counts from the file's start.
             sql += " QUALIFY row_number() OVER (PARTITION BY symbol ORDER BY time) <= ?"
             params.append(self.bars)
+            if after is not None:
+                sql = f"SELECT * FROM ({sql}) WHERE time IS NULL OR time > ?"
+                params.append((after - _EPOCH.replace(tzinfo=None)) // timedelta(microseconds=1))
             return sql + " ORDER BY time, symbol", params
+        if after is not None:
+            # Pushed into the scan: row groups wholly before it are not read.
+            sql += (" AND " if where else " WHERE ") + "(time IS NULL OR time > ?)"
+            params.append(after)
         # A file already in (time, symbol) order is streamed in file order (DuckDB keeps
         # insertion order): sorting a million rows costs ~0.4 s before the first bar.
         return sql + ("" if self._in_order else " ORDER BY time, symbol"), params
@@ -172,8 +201,8 @@ class ReplayFeed:
             con.close()
 
     def stream(self, stop: threading.Event) -> Iterator[Bar]:
-        """Yield the file's bars in time order."""
-        sql, params = self._query()
+        """Yield the file's bars in time order (after the stored ones: :meth:`resume_after`)."""
+        sql, params = self._query(resumed=True)
         if self.pace == "fast":
             # No per-bar work here: the consumer checks ``stop`` before each bar it takes,
             # and this feed checks it before each batch it decodes.
