@@ -99,6 +99,20 @@ def read_folder_rows(folder: Path) -> tuple[list[Bar], list[Fill]]:
     return bars, fills
 
 
+def in_engine_order(bars: Iterable[Bar], fills: Iterable[Fill]) -> list[Bar | Fill]:
+    """Bars and fills in the order the bar loop met them.
+
+    By time, then symbol, a bar before the fills on it, fills by trade id. A row given twice
+    (a bar's symbol and time, a fill's trade id) counts once.
+    """
+    events: dict[tuple[datetime, str, int, str], Bar | Fill] = {}
+    for bar in bars:
+        events[(bar.time, bar.symbol, 0, "")] = bar
+    for fill in fills:
+        events[(fill.executed_at, fill.symbol, 1, fill.trade_id)] = fill
+    return [events[key] for key in sorted(events)]
+
+
 def replay_stats(
     tracker: StatsTracker,
     days: Mapping[date, tuple[Iterable[Bar], Iterable[Fill]]],
@@ -122,13 +136,7 @@ def replay_stats(
         bars, fills = days[day]
         if day != tracker.trading_date:
             tracker.roll_day(day)
-        events: dict[tuple[datetime, str, int, str], Bar | Fill] = {}
-        for bar in bars:
-            events[(bar.time, bar.symbol, 0, "")] = bar
-        for fill in fills:
-            events[(fill.executed_at, fill.symbol, 1, fill.trade_id)] = fill
-        for key in sorted(events):
-            item = events[key]
+        for item in in_engine_order(bars, fills):
             if isinstance(item, Bar):
                 tracker.on_bar(item)
             else:
@@ -138,4 +146,4 @@ def replay_stats(
     return pnl
 
 
-__all__ = ["bar_from_row", "fill_from_row", "read_folder_rows", "replay_stats"]
+__all__ = ["bar_from_row", "fill_from_row", "in_engine_order", "read_folder_rows", "replay_stats"]

@@ -20,6 +20,7 @@ import orjson
 from argo_engine.domain.ledger import PnlMethod
 from argo_engine.domain.market import Bar
 from argo_engine.domain.orders import Fill
+from argo_engine.engine.rebuild import in_engine_order
 from argo_engine.engine.stats import StatsTracker, StrategyInfo
 from argo_engine.persistence.schema import JOURNAL_DIR
 
@@ -86,22 +87,20 @@ def replay_equity(
         strategy=StrategyInfo("", "", ""),
         trading_date=date(1970, 1, 1),
     )
-    events: list[tuple[datetime, str, int, str, Bar | Fill]] = [
-        (b.time, b.symbol, 0, "", b) for b in bars
-    ]
-    events += [(f.executed_at, f.symbol, 1, f.trade_id, f) for f in fills]
-    events.sort(key=lambda e: e[:4])
+    events = in_engine_order(bars, fills)
     times: list[datetime] = []
     equity: list[float] = []
     peak: list[float] = []
     top = initial_capital
     last = initial_capital
     on_bar, record_fill = tracker.on_bar, tracker.record_fill
-    for when, _, _, _, item in events:
+    for item in events:
         if isinstance(item, Fill):
             record_fill(item)
+            when = item.executed_at
         else:
             on_bar(item)
+            when = item.time
         value = tracker.equity
         if value > top:
             top = value
@@ -111,9 +110,9 @@ def replay_equity(
         equity.append(value)
         peak.append(top)
         last = value
-    if events and times[-1] != events[-1][0]:
+    if events and times[-1] != when:
         # Carry the last value to the last bar, so the curve spans the whole session.
-        times.append(events[-1][0])
+        times.append(when)
         equity.append(last)
         peak.append(top)
     result = tracker.cumulative_block()
