@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from argo_engine.engine.orders import _order_seq_of
 from argo_engine.engine.rebuild import (
     bar_from_row,
     fill_from_row,
+    in_engine_order,
     read_folder_rows,
     replay_stats,
 )
@@ -80,16 +81,13 @@ class Reconciliation(MarksAndLogs, StatsDocument):
         # The bars and fills stored after the state was saved, in the order they happened
         # (a bar, then the fills on it): each bar samples equity with the positions of its
         # time, so a drawdown within them counts, as it did before the crash.
-        events: list[tuple[datetime, str, int, str, Bar | Fill]] = [
-            (f.executed_at, f.symbol, 1, f.trade_id, f) for f in fills if f.trade_id not in trades
-        ]
-        for bar in stored:
-            last = self._last_time.get(bar.symbol)  # the restored state's cursor
-            if last is None or bar.time > last:
-                events.append((bar.time, bar.symbol, 0, "", bar))
-        events.sort(key=lambda e: e[:4])
+        cursor = self._last_time  # the restored state's
+        events = in_engine_order(
+            (b for b in stored if (last := cursor.get(b.symbol)) is None or b.time > last),
+            (f for f in fills if f.trade_id not in trades),
+        )
         replay = getattr(self.broker, "replay_fill", None)
-        for *_, item in events:
+        for item in events:
             if isinstance(item, Bar):
                 self._last_time[item.symbol] = item.time
                 self._last_bar[item.symbol] = item
