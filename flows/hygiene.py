@@ -46,6 +46,20 @@ log = logging.getLogger(__name__)
 ACTIVE = [StateType.RUNNING, StateType.PENDING, StateType.CANCELLING]
 
 
+_ACTIVE_TASK = TaskRunFilterState(type=TaskRunFilterStateType(any_=ACTIVE))
+
+
+def _active_task_runs(client: SyncPrefectClient, flow_run_ids: list[UUID]) -> list[Any]:
+    """The task runs of these flow runs still shown as active."""
+    return list(
+        client.read_task_runs(
+            task_run_filter=TaskRunFilter(
+                flow_run_id=TaskRunFilterFlowRunId(any_=flow_run_ids), state=_ACTIVE_TASK
+            )
+        )
+    )
+
+
 def session_tag(session_id: str) -> str:
     """The tag every flow run of a session carries (its task runs carry none)."""
     return f"session:{session_id}"
@@ -76,18 +90,13 @@ def settle_ghosts(session_id: str, own_flow_run_id: str | None) -> int:
         for run in runs:
             client.set_flow_run_state(run.id, Crashed(message=message), force=True)
             marked += 1
-        active_tasks = TaskRunFilterState(type=TaskRunFilterStateType(any_=ACTIVE))
         tasks = client.read_task_runs(
-            task_run_filter=TaskRunFilter(tags=TaskRunFilterTags(all_=[tag]), state=active_tasks)
+            task_run_filter=TaskRunFilter(tags=TaskRunFilterTags(all_=[tag]), state=_ACTIVE_TASK)
         )
         # Task runs of a trading date carry no tags (flows/day.py): found by their flow run.
         owners = [run.id for run in runs] + ([own] if own is not None else [])
         if owners:
-            tasks += client.read_task_runs(
-                task_run_filter=TaskRunFilter(
-                    flow_run_id=TaskRunFilterFlowRunId(any_=owners), state=active_tasks
-                )
-            )
+            tasks += _active_task_runs(client, owners)
         for task_id in dict.fromkeys(t.id for t in tasks):
             client.set_task_run_state(task_id, Crashed(message=message), force=True)
             marked += 1
@@ -107,13 +116,7 @@ def settle_descendants(
         How many flow and task runs were set.
     """
     settled = 0
-    tasks = client.read_task_runs(
-        task_run_filter=TaskRunFilter(
-            flow_run_id=TaskRunFilterFlowRunId(any_=[flow_run_id]),
-            state=TaskRunFilterState(type=TaskRunFilterStateType(any_=ACTIVE)),
-        )
-    )
-    for task in tasks:
+    for task in _active_task_runs(client, [flow_run_id]):
         client.set_task_run_state(task.id, make_state(), force=True)
         settled += 1
     children = client.read_flow_runs(
