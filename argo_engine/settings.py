@@ -299,6 +299,16 @@ class PersistenceSettings(_Group):
         le=MAX_SECONDS,
         description="Max seconds until market data, marks and logs are durable on disk.",
     )
+    parquet_interval_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_SECONDS,
+        description=(
+            "Min seconds between two versions of a parquet file: readers may see new rows this "
+            "late (durability is the flush interval's). Longer writes fewer bytes per row when "
+            "rows trickle in. Default: the flush interval."
+        ),
+    )
     max_write_share: float = Field(
         default=0.1,
         gt=0,

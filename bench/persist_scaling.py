@@ -86,10 +86,17 @@ class Bars:
             yield Bar(f"S{s}", when, o, hi, lo, c, 1.0 + 99.0 * rand())
 
 
-def ours(size: int, probe: int, rows_per_interval: int, data: str, folder: Path) -> dict[str, Any]:
+def ours(
+    size: int,
+    probe: int,
+    rows_per_interval: int,
+    data: str,
+    folder: Path,
+    version_interval_s: float | None = None,
+) -> dict[str, Any]:
     """Per-row figures of our writer with ``size`` rows already stored."""
     clock = FakeClock(T0)
-    w = RunWriters(folder, clock=clock, flush_interval_s=1.0)
+    w = RunWriters(folder, clock=clock, flush_interval_s=1.0, version_interval_s=version_interval_s)
     source = Bars(data)
     for bar in source.take(size):
         w.append_bar(bar)
@@ -169,15 +176,17 @@ def run(
     rows_per_interval: int = 10,
     data: str = "walk",
     argo_max_size: int = 1_000_000,
+    version_interval_s: float | None = None,
 ) -> dict[str, Any]:
     """Measure every size for both writers."""
     results: dict[str, Any] = {"data": data, "rows_per_interval": rows_per_interval,
+                               "version_interval_s": version_interval_s,
                                "sizes": sizes, "ours_bar_us": [], "ours_bar_durable_us": [],
                                "write_amplification": [], "probe_rows": [], "versions": [],
                                "file_mb": [], "argo_bar_us": []}  # fmt: skip
     for size in sizes:
         with tempfile.TemporaryDirectory() as tmp:
-            got = ours(size, probe, rows_per_interval, data, Path(tmp) / "run")
+            got = ours(size, probe, rows_per_interval, data, Path(tmp) / "run", version_interval_s)
             results["ours_bar_us"].append(round(got["bar_us"], 2))
             results["ours_bar_durable_us"].append(round(got["durable_us"], 2))
             results["write_amplification"].append(round(got["write_amplification"], 2))
@@ -209,6 +218,13 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--data", choices=["walk", "constant"], default="walk")
     parser.add_argument("--argo-probe", type=int, default=5)
     parser.add_argument("--argo-max-size", type=int, default=1_000_000)
+    parser.add_argument(
+        "--version-interval",
+        type=float,
+        default=None,
+        help="Min seconds between versions (ARGO_PERSISTENCE__PARQUET_INTERVAL_S); "
+        "default: the flush interval (1 s).",
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     figures = run(
@@ -218,6 +234,7 @@ def main(argv: list[str]) -> None:
         rows_per_interval=args.rows_per_interval,
         data=args.data,
         argo_max_size=args.argo_max_size,
+        version_interval_s=args.version_interval,
     )
     rows: list[tuple[str, Any]] = []
     for i, size in enumerate(sizes):

@@ -136,6 +136,7 @@ class TradingDay(Reconciliation, FlushSchedule):
             max_write_share=self.settings.persistence.max_write_share,
             background=self.settings.persistence.background_flush,
             before_first=self._sync_first,
+            version_interval_s=self.settings.persistence.parquet_interval_s,
         )
         self.folder = folder
         self.day = day

@@ -26,9 +26,10 @@ Write path of a row (DESIGN.md "Folder layout"):
    ``COPY ... (FORMAT PARQUET)``). Since every version copies the whole file, versions are
    scheduled so that the copies grow no faster than the data: after one that took ``w``
    seconds and left a file of ``S`` bytes, the next non-forced one of that table waits
-   ``max(flush_interval_s, w / max_write_share, flush_interval_s * (S / _VISIBLE_BYTES)**2)``
-   (a file up to 1 MiB: one flush interval), unless the rows not yet in the file reach
-   ``_VERSION_GROWTH`` (half) of those in it first (and at least ``_GROWTH_MIN_ROWS``).
+   ``max(version_interval_s, w / max_write_share, flush_interval_s * (S / _VISIBLE_BYTES)**2)``
+   (a file up to 1 MiB: one version interval, by default the flush interval), unless the
+   rows not yet in the file reach ``_VERSION_GROWTH`` (half) of those in it first (and at
+   least ``_GROWTH_MIN_ROWS``).
    Durability never waits for them; the journal holds every row the file lacks meanwhile.
 
 Background flushing (``background=True``, :mod:`~argo_engine.persistence.flusher`) runs the
@@ -150,6 +151,9 @@ class RunWriters(_Flushing):
             aside.
         flush_interval_s: Seconds between journal fsyncs of bars, marks and logs (and the
             minimum spacing of materializations of one table).
+        version_interval_s: Minimum spacing of two versions of one table's parquet file, when
+            longer than ``flush_interval_s``: how late readers may see new rows, traded for
+            fewer copies of the file when rows trickle in (None: the flush interval).
         max_write_share: Upper bound of the share of time spent materializing one table.
         background: Run periodic flushes (:meth:`submit`) on a flusher thread.
         before_first: Called before anything else that this writer makes durable (on the
@@ -183,10 +187,16 @@ class RunWriters(_Flushing):
         max_write_share: float = 0.1,
         background: bool = False,
         before_first: Callable[[], None] | None = None,
+        version_interval_s: float | None = None,
     ) -> None:
         if flush_interval_s < 0:
             raise ConfigurationError(
                 f"flush_interval_s must be >= 0, got {flush_interval_s}", field="flush_interval_s"
+            )
+        if version_interval_s is not None and version_interval_s < 0:
+            raise ConfigurationError(
+                f"version_interval_s must be >= 0, got {version_interval_s}",
+                field="version_interval_s",
             )
         if not 0 < max_write_share <= 1:
             raise ConfigurationError(
@@ -203,6 +213,7 @@ class RunWriters(_Flushing):
         self.torn_journal_tails = 0
         self._clock = clock
         self._flush_interval = flush_interval_s
+        self._version_interval = max(flush_interval_s, version_interval_s or 0.0)
         self._max_write_share = max_write_share
         self._closed = False
         self.background = background
@@ -281,7 +292,7 @@ class RunWriters(_Flushing):
         # journal holds its rows meanwhile): a date shorter than that (a fast replay) is
         # written once, when it closes.
         for table in self._tables.values():
-            table.next_at = self.next_flush_at
+            table.next_at = clock.monotonic() + self._version_interval
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -333,7 +344,7 @@ class RunWriters(_Flushing):
             table.file_bytes = 0  # only paces the next version
         interval = self._flush_interval
         table.next_at = now + max(
-            interval,
+            self._version_interval,
             took / self._max_write_share,
             interval * (table.file_bytes / _VISIBLE_BYTES) ** 2,
         )

@@ -16,6 +16,16 @@ CASES = {
     "throughput": ["--symbols", "2", "--bars-per-symbol", "500"],
     "throughput-cadence": ["--symbols", "2", "--bars-per-symbol", "500", "--cadence", "1000"],
     "persist_scaling": ["--sizes", "1000,5000", "--probe", "50", "--argo-probe", "2"],
+    "persist_scaling-interval": [
+        "--sizes",
+        "1000",
+        "--probe",
+        "50",
+        "--argo-max-size",
+        "0",
+        "--version-interval",
+        "5",
+    ],
     "latency": ["--symbols", "2", "--bars", "400", "--window", "100"],
     "memory": ["--symbols", "2", "--early", "200", "--total", "1000"],
     "prefetch": ["--days", "1", "--symbols", "1"],
@@ -86,6 +96,10 @@ def test_benchmark_prints_figures(name: str) -> None:
         assert figures["writer"][0]["versions"] > 0
         assert figures["writer"][0]["checksum_ms_per_version"] > 0
         assert figures["engine"]["median_on"] > 0
+    elif name == "persist_scaling-interval":
+        assert figures["version_interval_s"] == 5.0
+        assert figures["versions"] == [1]
+        assert figures["probe_rows"][0] >= 50
     elif name == "persist_scaling":
         assert figures["data"] == "walk"
         assert len(figures["ours_bar_us"]) == 2

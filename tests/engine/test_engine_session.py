@@ -152,6 +152,49 @@ def test_external_query_during_session_sees_trades_so_far(
         assert n <= seen_by_bar[bar]
 
 
+@pytest.mark.parametrize("parquet_interval_s", [None, 20.0])
+def test_parquet_interval_spaces_the_versions_readers_see(
+    make_settings: Any, tmp_path: Path, parquet_interval_s: float | None
+) -> None:
+    # One bar a second, a flush a second: the market data file gets a version every second by
+    # default, every 20 s with the setting; a reader never sees more than 20 s stale.
+    bars = wave_bars(["BTCUSDT"], utc(2025, 10, 1, 0, 0), 200)
+    settings = make_settings(
+        session={"symbols": ["BTCUSDT"]},
+        feed={"kind": "replay", "replay_file": str(write_replay(tmp_path / "b.parquet", bars))},
+        persistence={
+            "flush_interval_s": 1.0,
+            "background_flush": False,
+            "parquet_interval_s": parquet_interval_s,
+        },
+    )
+    clock = FakeClock(utc(2025, 10, 1, 0, 0))
+    seen: list[int] = []
+    files: list[Path] = []
+
+    def on_bar(run_id: str, bar: Bar) -> None:
+        clock.advance(1.0)
+        if files and files[0].exists():
+            con = duckdb.connect()
+            (n,) = con.execute(f"SELECT count(*) FROM read_parquet('{files[0]}')").fetchone()  # type: ignore[misc]
+            con.close()
+            seen.append(n)
+
+    callbacks = EngineCallbacks(
+        on_engine_start=lambda info: files.append(Path(info.run_folder) / "market_data.parquet"),
+        on_market_data=on_bar,
+    )
+    run_session(settings, clock=clock, callbacks=callbacks)
+    versions = len(set(seen))
+    stale = max(i - n for i, n in enumerate(seen))
+    if parquet_interval_s is None:
+        assert versions > 150
+        assert stale <= 2
+    else:
+        assert 8 <= versions <= 12
+        assert stale <= 21
+
+
 def naive_rsi_trades(closes: list[tuple[Any, float]]) -> list[tuple[Any, str, float]]:
     trades = []
     long = False

@@ -487,6 +487,32 @@ def test_fast_materializations_follow_the_flush_interval(folder: Path, clock: Fa
     writers.close()
 
 
+def test_a_version_interval_spaces_versions_while_the_journal_keeps_every_row(
+    folder: Path, clock: FakeClock
+) -> None:
+    # Rows trickle in every second; the file gets a version every 5 s, the journal every row
+    # within its second.
+    writers = RunWriters(
+        folder, clock=clock, flush_interval_s=1.0, max_write_share=1.0, version_interval_s=5.0
+    )
+    opened = writers.materializations
+    in_file = []
+    for step in range(12):
+        writers.append_bar(bar(step))
+        clock.advance(1.0)
+        assert writers.maybe_flush()
+        in_file.append(len(parquet_rows(folder / "market_data.parquet")))
+        assert len(parquet_rows(folder / "market_data.parquet")) + len(
+            journaled(folder, "market_data")
+        ) == step + 1
+    # Versions at 5 s and 10 s (the first one waits an interval from the open, as always).
+    assert in_file == [0, 0, 0, 0, 5, 5, 5, 5, 5, 10, 10, 10]
+    assert writers.materializations - opened == 2  # market data's; the other tables are empty
+    writers.close()
+    with pytest.raises(ConfigurationError, match="version_interval_s"):
+        RunWriters(folder, clock=clock, version_interval_s=-1.0)
+
+
 def test_a_large_file_gets_versions_spaced_by_its_size(
     folder: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

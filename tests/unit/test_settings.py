@@ -66,6 +66,7 @@ def test_secrets_are_secretstr_and_never_in_repr(monkeypatch: pytest.MonkeyPatch
         ("ARGO_SESSION__INTERVAL", "7x", "session.interval"),
         ("ARGO_FEED__KIND", "carrier-pigeon", "feed.kind"),
         ("ARGO_PERSISTENCE__FLUSH_INTERVAL_S", "-1", "persistence.flush_interval_s"),
+        ("ARGO_PERSISTENCE__PARQUET_INTERVAL_S", "0", "persistence.parquet_interval_s"),
         ("ARGO_SESSION__SESSION_ID", "../../escape", "session.session_id"),
     ],
 )
