@@ -502,9 +502,11 @@ def test_a_version_interval_spaces_versions_while_the_journal_keeps_every_row(
         clock.advance(1.0)
         assert writers.maybe_flush()
         in_file.append(len(parquet_rows(folder / "market_data.parquet")))
-        assert len(parquet_rows(folder / "market_data.parquet")) + len(
-            journaled(folder, "market_data")
-        ) == step + 1
+        assert (
+            len(parquet_rows(folder / "market_data.parquet"))
+            + len(journaled(folder, "market_data"))
+            == step + 1
+        )
     # Versions at 5 s and 10 s (the first one waits an interval from the open, as always).
     assert in_file == [0, 0, 0, 0, 5, 5, 5, 5, 5, 10, 10, 10]
     assert writers.materializations - opened == 2  # market data's; the other tables are empty
