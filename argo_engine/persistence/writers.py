@@ -314,7 +314,7 @@ class RunWriters(_Flushing):
             before_first()
         # A process killed while it created this folder's files leaves their temp files and
         # no file: the folder still counts as new, and its litter goes here.
-        self._remove_stale_temps()
+        remove_stale_temps(self.folder)
         self._acquire_connection()
         for table in self._tables.values():
             self._write_empty(table, sync_folder=False)
@@ -427,7 +427,7 @@ class RunWriters(_Flushing):
         # Per-table journals of the shared tables are what earlier versions wrote: older than
         # the shared journal, so replayed first.
         legacy: list[tuple[Path, int]] = []
-        self._remove_stale_temps()
+        remove_stale_temps(self.folder)
         for table in self._tables.values():
             loaded, outdated = load_parquet(self._con, table, self._move_aside)
             own = self._journal_dir / f"{table.schema.name}.jsonl"
@@ -475,9 +475,6 @@ class RunWriters(_Flushing):
             self._wal.truncate()
         if self.restored:
             self._track_keys()
-
-    def _remove_stale_temps(self) -> None:
-        remove_stale_temps(self.folder)
 
     def _move_aside(self, path: Path) -> None:
         try:
