@@ -99,6 +99,19 @@ class EngineBase:
             name=getattr(cls, "name", cls.__name__),
         )
 
+    def _tracker_identity(self, day: date) -> dict[str, Any]:
+        """What a StatsTracker of this engine is built with, for ``day`` (new or restored)."""
+        return {
+            "session_id": self.session_id,
+            "run_id": f"run_{self.run_number}",
+            "symbols": list(self.symbols),
+            "initial_capital": self.settings.session.initial_capital,
+            "pnl_method": self._pnl_method,
+            "session_start": self.session_start,
+            "strategy": self.strategy_info,
+            "trading_date": day,
+        }
+
     def _require_day(self) -> tuple[RunWriters, StatsTracker, date]:
         if self.writers is None or self.stats is None or self.day is None:
             raise RuntimeError("no trading date is open; call open_day() first")

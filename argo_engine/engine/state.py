@@ -102,15 +102,7 @@ class EngineState(EngineBase):
             else None
         )
         self.stats = StatsTracker.from_state(
-            state["stats"],
-            session_id=self.session_id,
-            run_id=f"run_{self.run_number}",
-            symbols=list(self.symbols),
-            initial_capital=self.settings.session.initial_capital,
-            pnl_method=self._pnl_method,
-            session_start=self.session_start,
-            strategy=self.strategy_info,
-            trading_date=saved_day or day,
+            state["stats"], **self._tracker_identity(saved_day or day)
         )
         if self.stats.trading_date != day:
             self.stats.roll_day(day)

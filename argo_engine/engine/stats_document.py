@@ -19,16 +19,7 @@ class StatsDocument(EngineBase):
     """Builds the statistics and writes ``stats.yaml`` (a part of ``TradingEngine``)."""
 
     def _new_stats(self, day: date) -> StatsTracker:
-        return StatsTracker(
-            session_id=self.session_id,
-            run_id=f"run_{self.run_number}",
-            symbols=list(self.symbols),
-            initial_capital=self.settings.session.initial_capital,
-            pnl_method=self._pnl_method,
-            session_start=self.session_start,
-            strategy=self.strategy_info,
-            trading_date=day,
-        )
+        return StatsTracker(**self._tracker_identity(day))
 
     def _stats_document(self) -> dict[str, Any]:
         _, stats, _ = self._require_day()
