@@ -90,6 +90,40 @@ class Order:
             message=self.message if message is None else message,
         )
 
+    def fill(
+        self,
+        *,
+        trade_id: str,
+        executed_at: datetime,
+        executed_qty: float,
+        executed_price: float,
+        commission: float,
+        commission_asset: str = "",
+        base_commission: float = 0.0,
+    ) -> Fill:
+        """A fill of this order: the execution's figures, and the order's own on it.
+
+        Every broker builds its fills here, so that what a trades row takes from its order
+        (id, symbol, side, ordered quantity and price, placement time, position type) is said
+        once.
+        """
+        return Fill(
+            trade_id=trade_id,
+            order_id=self.order_id,
+            symbol=self.symbol,
+            side=self.side,
+            quantity=self.quantity,
+            price=self.price,
+            timestamp=self.timestamp,
+            executed_at=executed_at,
+            executed_qty=executed_qty,
+            executed_price=executed_price,
+            commission=commission,
+            position_type=self.position_type,
+            commission_asset=commission_asset,
+            base_commission=base_commission,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form (timestamp as ISO 8601), for saved run state."""
         return {

@@ -400,17 +400,10 @@ def _limit_fill_price(order: Order, bar: Bar) -> float | None:
 
 def _paper_fill(order: Order, seq: int, price: float, at: datetime, fee: float) -> Fill:
     """The paper broker's whole fill of ``order``: its ``seq``-th fill, ``{order_id}-f{seq}``."""
-    return Fill(
+    return order.fill(
         trade_id=f"{order.order_id}-f{seq}",
-        order_id=order.order_id,
-        symbol=order.symbol,
-        side=order.side,
-        quantity=order.quantity,
-        price=order.price,
-        timestamp=order.timestamp,
         executed_at=at,
         executed_qty=order.quantity,
         executed_price=price,
         commission=fee,
-        position_type=order.position_type,
     )

@@ -114,19 +114,12 @@ class Venue:
 
     def execute(self, order: Order, price: float, at: datetime) -> Fill:
         """Fill ``order`` whole at ``price``."""
-        fill = Fill(
+        fill = order.fill(
             trade_id=f"{order.order_id}-t1",
-            order_id=order.order_id,
-            symbol=order.symbol,
-            side=order.side,
-            quantity=order.quantity,
-            price=order.price,
-            timestamp=order.timestamp,
             executed_at=at,
             executed_qty=order.quantity,
             executed_price=price,
             commission=round(RATE * price * order.quantity, 10),
-            position_type=order.position_type,
         )
         self.orders[order.order_id] = order.with_status(OrderStatus.FILLED)
         self.fills[order.order_id] = fill

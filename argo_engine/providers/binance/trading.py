@@ -673,19 +673,12 @@ class BinanceBroker:
             ratio = min(1.0, gone / held[0])
             held[1] -= held[1] * ratio
             held[0] = max(0.0, held[0] - gone)
-        return Fill(
+        return order.fill(
             trade_id=f"binance-{order.symbol}-{vf.trade_id}",
-            order_id=order.order_id,
-            symbol=order.symbol,
-            side=order.side,
-            quantity=order.quantity,
-            price=order.price,
-            timestamp=order.timestamp,
             executed_at=vf.time or self.clock.now(),
             executed_qty=vf.qty,
             executed_price=vf.price,
             commission=commission,
-            position_type=order.position_type,
             commission_asset=vf.commission_asset,
             base_commission=base_fee,
         )
